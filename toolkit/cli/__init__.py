@@ -1,0 +1,1 @@
+"""The `ferminet` command line (see toolkit.cli.main)."""

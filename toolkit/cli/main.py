@@ -1,0 +1,73 @@
+"""`ferminet` — the command line. Thin: each command parses arguments, calls one library
+function and prints its result. Errors become one line on stderr and a non-zero exit code."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+# Each module toolkit.cli.cmd_<name> defines ``register(subparsers)``, which adds its
+# sub-command and sets ``func`` (``args -> int``) as the parser default.
+COMMAND_MODULES = (
+    "demo",
+    "convert",
+    "profile",
+    "info",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ferminet",
+        description="Synthesize efficient networks, convert them to validated int8 TFLite, "
+        "and measure latency and energy on the host or on Android phones.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"toolkit.cli.cmd_{name.replace('-', '_')}").register(subparsers)
+    return parser
+
+
+def _error_exit_code(exc: BaseException) -> int | None:
+    """Exit code for errors we raise on purpose; None for anything else (a bug)."""
+    from toolkit.errors import ToolkitError
+
+    if isinstance(exc, ToolkitError):
+        return exc.exit_code
+    try:
+        from android_harness.errors import HarnessError
+    except ImportError:  # pragma: no cover - the harness ships with the toolkit
+        return None
+    if isinstance(exc, HarnessError):
+        return getattr(exc, "exit_code", 8)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("ferminet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - mapped to one line below, or re-raised
+        code = _error_exit_code(exc)
+        if code is None:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"ferminet: error: {message}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+"""SQLite results store (WAL) and pandas views of it."""
+from toolkit.store.db import (
+    ModelRecord,
+    Store,
+    read_candidates,
+    read_measurements,
+    read_models,
+    read_runs,
+)
+
+__all__ = ["ModelRecord", "Store", "read_candidates", "read_measurements", "read_models", "read_runs"]

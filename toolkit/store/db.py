@@ -1,0 +1,343 @@
+"""The results store: one SQLite file in WAL mode.
+
+Tables
+------
+``runs``          one row per command invocation (convert, profile, synthesize, ...)
+``models``        one row per model artifact, keyed by the SHA-256 of its bytes
+``measurements``  one row per profile of a model on a target, with provenance
+``candidates``    one row per synthesis candidate (written by ``toolkit.synthesis``)
+
+Every write is one transaction, so an error mid-command leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from toolkit.errors import StoreError
+from toolkit.provenance import tool_versions
+from toolkit.targets.base import Measurement
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT,
+    command TEXT,
+    options_json TEXT NOT NULL DEFAULT '{}',
+    tool_versions_json TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'running',
+    created_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS models (
+    model_id TEXT PRIMARY KEY,
+    run_id TEXT REFERENCES runs(run_id),
+    name TEXT,
+    path TEXT,
+    format TEXT NOT NULL,
+    quantization TEXT,
+    size_kb REAL,
+    macs INTEGER,
+    params INTEGER,
+    dataset TEXT,
+    keras_top1 REAL,
+    tflite_top1 REAL,
+    accuracy_drop_pt REAL,
+    eval_samples INTEGER,
+    spec_json TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    measurement_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT REFERENCES runs(run_id),
+    model_id TEXT NOT NULL,
+    model_path TEXT,
+    target TEXT NOT NULL,
+    device TEXT NOT NULL,
+    source TEXT NOT NULL,
+    num_threads INTEGER,
+    delegate TEXT,
+    init_ms REAL, first_inference_ms REAL,
+    mean_ms REAL, median_ms REAL, p90_ms REAL, std_ms REAL, min_ms REAL, max_ms REAL,
+    count INTEGER,
+    peak_memory_mb REAL,
+    size_kb REAL,
+    macs INTEGER,
+    energy_mj REAL,
+    inferences_per_j REAL,
+    avg_power_mw REAL,
+    energy_method TEXT,
+    energy_source TEXT,
+    energy_uncertainty_mj REAL,
+    throttled INTEGER NOT NULL DEFAULT 0,
+    options_json TEXT NOT NULL DEFAULT '{}',
+    provenance_json TEXT NOT NULL DEFAULT '{}',
+    samples_json TEXT NOT NULL DEFAULT '[]',
+    op_profile_json TEXT NOT NULL DEFAULT '[]',
+    rails_json TEXT NOT NULL DEFAULT '[]',
+    trace_json TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    candidate_id TEXT NOT NULL,
+    cycle INTEGER NOT NULL,
+    strategy TEXT NOT NULL,
+    seed INTEGER,
+    parent TEXT,
+    spec_hash TEXT,
+    spec_json TEXT,
+    status TEXT NOT NULL,
+    failure_reason TEXT,
+    float_top1 REAL,
+    int8_top1 REAL,
+    macs INTEGER,
+    params INTEGER,
+    size_kb REAL,
+    latency_ms REAL,
+    energy_mj REAL,
+    energy_source TEXT,
+    latency_source TEXT,
+    score REAL,
+    requirements_met INTEGER,
+    model_id TEXT,
+    extra_json TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, candidate_id)
+);
+CREATE INDEX IF NOT EXISTS measurements_model ON measurements(model_id);
+CREATE INDEX IF NOT EXISTS candidates_run ON candidates(run_id, cycle);
+"""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model artifact as the store knows it. ``model_id`` is the SHA-256 of the file."""
+
+    model_id: str
+    path: str
+    format: str  # "tflite" | "keras"
+    name: str = ""
+    quantization: str | None = None  # int8 | fp16 | dynamic | fp32
+    size_kb: float | None = None
+    macs: int | None = None
+    params: int | None = None
+    dataset: str | None = None
+    keras_top1: float | None = None
+    tflite_top1: float | None = None
+    accuracy_drop_pt: float | None = None
+    eval_samples: int | None = None
+    spec_json: str | None = None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class Store:
+    """A handle on one SQLite results file.
+
+    >>> with Store("ferminet.db") as store:          # doctest: +SKIP
+    ...     run_id = store.start_run("profile", command="ferminet profile m.tflite")
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.exists() and self.path.is_dir():
+            raise StoreError(f"The store path is a directory. Received: db={str(self.path)!r}; pass a file path")
+        if not self.path.parent.exists():
+            raise StoreError(
+                f"The store's folder does not exist. Received: db={str(self.path)!r}; create {str(self.path.parent)!r} first"
+            )
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{str(self.path)!r} is not a ferminet results store ({exc}). Pass another --db") from exc
+
+    # -- plumbing -------------------------------------------------------------------------
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: everything inside lands, or nothing does."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        return list(self._conn.execute(sql, params))
+
+    # -- runs -------------------------------------------------------------------------------
+    def start_run(self, kind: str, command: str = "", options: dict | None = None, name: str | None = None,
+                  run_id: str | None = None) -> str:
+        """Record a new run and return its id (``<kind>-<time>-<random>`` unless given)."""
+        run_id = run_id or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO runs(run_id, kind, name, command, options_json, tool_versions_json, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, kind, name, command, _dumps(options or {}), _dumps(tool_versions()), time.time()),
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str = "done") -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET status=?, finished_at=? WHERE run_id=?", (status, time.time(), run_id))
+
+    def get_run(self, run_id: str) -> sqlite3.Row:
+        rows = self.query("SELECT * FROM runs WHERE run_id=? OR name=? ORDER BY created_at DESC", (run_id, run_id))
+        if not rows:
+            known = [r["run_id"] for r in self.query("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 5")]
+            raise StoreError(
+                f"No run {run_id!r} in {str(self.path)!r}. Recent runs: {', '.join(known) or 'none'}"
+            )
+        return rows[0]
+
+    # -- models and measurements ------------------------------------------------------------
+    def add_model(self, record: ModelRecord, run_id: str | None = None) -> str:
+        """Insert or refresh a model row; returns its id."""
+        with self.transaction() as conn:
+            self._upsert_model(conn, record, run_id)
+        return record.model_id
+
+    def _upsert_model(self, conn: sqlite3.Connection, record: ModelRecord, run_id: str | None) -> None:
+        values = dataclasses.asdict(record)
+        existing = conn.execute("SELECT 1 FROM models WHERE model_id=?", (record.model_id,)).fetchone()
+        if existing:
+            # Later facts (accuracy from a conversion, MACs) fill in; never erase what is known.
+            sets = [f"{k}=COALESCE(?, {k})" for k in values if k != "model_id"]
+            conn.execute(
+                f"UPDATE models SET {', '.join(sets)} WHERE model_id=?",
+                [values[k] for k in values if k != "model_id"] + [record.model_id],
+            )
+        else:
+            cols = list(values) + ["run_id", "created_at"]
+            conn.execute(
+                f"INSERT INTO models({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                list(values.values()) + [run_id, time.time()],
+            )
+
+    def add_measurement(self, measurement: Measurement, run_id: str | None = None,
+                        model: ModelRecord | None = None) -> int:
+        """Store one Measurement (and its model row) atomically; returns the measurement id."""
+        m = measurement
+        e = m.energy
+        lat = m.latency
+        row = {
+            "run_id": run_id,
+            "model_id": m.model_sha256,
+            "model_path": m.model_path,
+            "target": m.target,
+            "device": m.device,
+            "source": m.source,
+            "num_threads": m.options.num_threads,
+            "delegate": m.options.delegate,
+            "init_ms": lat.init_ms,
+            "first_inference_ms": lat.first_inference_ms,
+            "mean_ms": lat.mean_ms,
+            "median_ms": lat.median_ms,
+            "p90_ms": lat.p90_ms,
+            "std_ms": lat.std_ms,
+            "min_ms": lat.min_ms,
+            "max_ms": lat.max_ms,
+            "count": lat.count,
+            "peak_memory_mb": m.peak_memory_mb,
+            "size_kb": m.size_kb,
+            "macs": m.macs,
+            "energy_mj": e.energy_per_inference_mj if e else None,
+            "inferences_per_j": e.inferences_per_joule if e else None,
+            "avg_power_mw": e.avg_power_mw if e else None,
+            "energy_method": e.method if e else None,
+            "energy_source": e.source if e else None,
+            "energy_uncertainty_mj": e.uncertainty_mj if e else None,
+            "throttled": int(m.throttled),
+            "options_json": _dumps(dataclasses.asdict(m.options)),
+            "provenance_json": _dumps(m.provenance_dict()),
+            "samples_json": _dumps(list(lat.samples_ms)),
+            "op_profile_json": _dumps([dataclasses.asdict(o) for o in m.op_profile]),
+            "rails_json": _dumps([dataclasses.asdict(r) for r in e.rails] if e else []),
+            "trace_json": _dumps([[s.t_s, s.power_mw] for s in e.trace] if e else []),
+            "created_at": time.time(),
+        }
+        model = model or ModelRecord(
+            model_id=m.model_sha256, path=m.model_path, format="tflite", name=Path(m.model_path).stem,
+            size_kb=m.size_kb, macs=m.macs,
+        )
+        with self.transaction() as conn:
+            self._upsert_model(conn, model, run_id)
+            cur = conn.execute(
+                f"INSERT INTO measurements({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+            return int(cur.lastrowid)
+
+
+def _read_table(db: str | Path, sql: str, params: tuple = ()):
+    import pandas as pd
+
+    path = Path(db)
+    if not path.is_file():
+        raise StoreError(f"No results store at {str(path)!r}. Run `ferminet profile` or `ferminet convert` first, or pass --db")
+    with Store(path) as store:
+        return pd.read_sql_query(sql, store._conn, params=params)
+
+
+def read_measurements(db: str | Path = "ferminet.db", run_id: str | None = None):
+    """Every measurement joined with its model, as a pandas DataFrame (one row per profile)."""
+    sql = (
+        "SELECT m.*, mo.name AS model_name, mo.quantization, mo.params, mo.dataset, mo.keras_top1,"
+        " mo.tflite_top1, mo.accuracy_drop_pt FROM measurements m LEFT JOIN models mo USING(model_id)"
+    )
+    if run_id:
+        return _read_table(db, sql + " WHERE m.run_id=? ORDER BY m.measurement_id", (run_id,))
+    return _read_table(db, sql + " ORDER BY m.measurement_id")
+
+
+def read_models(db: str | Path = "ferminet.db"):
+    """Every model artifact the store knows, as a DataFrame."""
+    return _read_table(db, "SELECT * FROM models ORDER BY created_at")
+
+
+def read_runs(db: str | Path = "ferminet.db"):
+    """Every run, newest last, as a DataFrame."""
+    return _read_table(db, "SELECT * FROM runs ORDER BY created_at")
+
+
+def read_candidates(db: str | Path = "ferminet.db", run_id: str | None = None):
+    """Synthesis candidates (optionally of one run), as a DataFrame."""
+    if run_id:
+        return _read_table(db, "SELECT * FROM candidates WHERE run_id=? ORDER BY cycle, created_at", (run_id,))
+    return _read_table(db, "SELECT * FROM candidates ORDER BY run_id, cycle, created_at")
