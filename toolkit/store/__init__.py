@@ -2,10 +2,11 @@
 from toolkit.store.db import (
     ModelRecord,
     Store,
+    check_store_path,
     read_candidates,
     read_measurements,
     read_models,
     read_runs,
 )
 
-__all__ = ["ModelRecord", "Store", "read_candidates", "read_measurements", "read_models", "read_runs"]
+__all__ = ["ModelRecord", "Store", "check_store_path", "read_candidates", "read_measurements", "read_models", "read_runs"]

@@ -156,13 +156,7 @@ class Store:
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if self.path.exists() and self.path.is_dir():
-            raise StoreError(f"The store path is a directory. Received: db={str(self.path)!r}; pass a file path")
-        if not self.path.parent.exists():
-            raise StoreError(
-                f"The store's folder does not exist. Received: db={str(self.path)!r}; create {str(self.path.parent)!r} first"
-            )
+        self.path = check_store_path(path)
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
@@ -253,7 +247,30 @@ class Store:
     def add_measurement(self, measurement: Measurement, run_id: str | None = None,
                         model: ModelRecord | None = None) -> int:
         """Store one Measurement (and its model row) atomically; returns the measurement id."""
-        m = measurement
+        with self.transaction() as conn:
+            return self._insert_measurement(conn, measurement, run_id, model)
+
+    def record_run(self, kind: str, command: str = "", options: dict | None = None, *,
+                   models: tuple[ModelRecord, ...] = (), measurements: tuple[Measurement, ...] = (),
+                   name: str | None = None) -> str:
+        """A finished run with its models and measurements, in one transaction (all or nothing)."""
+        run_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO runs(run_id, kind, name, command, options_json, tool_versions_json, status,"
+                " created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, 'done', ?, ?)",
+                (run_id, kind, name, command, _dumps(options or {}), _dumps(tool_versions()), now, now),
+            )
+            by_id = {m.model_id: m for m in models}
+            for record in models:
+                self._upsert_model(conn, record, run_id)
+            for m in measurements:
+                self._insert_measurement(conn, m, run_id, by_id.get(m.model_sha256))
+        return run_id
+
+    def _insert_measurement(self, conn: sqlite3.Connection, m: Measurement, run_id: str | None,
+                            model: ModelRecord | None) -> int:
         e = m.energy
         lat = m.latency
         row = {
@@ -296,13 +313,27 @@ class Store:
             model_id=m.model_sha256, path=m.model_path, format="tflite", name=Path(m.model_path).stem,
             size_kb=m.size_kb, macs=m.macs,
         )
-        with self.transaction() as conn:
-            self._upsert_model(conn, model, run_id)
-            cur = conn.execute(
-                f"INSERT INTO measurements({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                list(row.values()),
-            )
-            return int(cur.lastrowid)
+        self._upsert_model(conn, model, run_id)
+        cur = conn.execute(
+            f"INSERT INTO measurements({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+        return int(cur.lastrowid)
+
+
+def check_store_path(path: str | Path) -> Path:
+    """Fail early, before any work, when ``path`` cannot hold a results store."""
+    p = Path(path)
+    if p.is_dir():
+        raise StoreError(f"The store path is a directory. Received: db={str(p)!r}; pass a file path")
+    if not p.parent.exists():
+        raise StoreError(f"The store's folder does not exist. Received: db={str(p)!r}; create {str(p.parent)!r} first")
+    if p.is_file():
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise StoreError(f"{str(p)!r} is not a SQLite results store. Pass another --db")
+    return p
 
 
 def _read_table(db: str | Path, sql: str, params: tuple = ()):

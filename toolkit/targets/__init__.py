@@ -1,0 +1,31 @@
+"""Where models run: the Target interface, the host (LiteRT) target and the Android target."""
+from toolkit.targets.base import (
+    EnergyResult,
+    LatencyStats,
+    Measurement,
+    OpStat,
+    PowerSample,
+    ProfileOptions,
+    RailEnergy,
+    Target,
+)
+from toolkit.targets.host import HostTarget
+
+TARGETS = ("host", "android")
+
+
+def get_target(name: str = "host", **kwargs) -> Target:
+    """A Target by name: ``host`` (kwargs: profile) or ``android`` (kwargs: device, ... see AndroidTarget)."""
+    from toolkit.errors import InvalidArgumentError
+
+    if name == "host":
+        return HostTarget(**kwargs)
+    if name == "android":
+        from toolkit.targets.android import AndroidTarget
+
+        return AndroidTarget(**kwargs)
+    raise InvalidArgumentError(f"Unknown target {name!r}. Use one of {', '.join(TARGETS)}")
+
+
+__all__ = ["EnergyResult", "HostTarget", "LatencyStats", "Measurement", "OpStat", "PowerSample",
+           "ProfileOptions", "RailEnergy", "TARGETS", "Target", "get_target"]

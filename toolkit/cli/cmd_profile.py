@@ -1,0 +1,81 @@
+"""`ferminet profile`: time a .tflite on the host or an Android phone and record it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from toolkit.cli._common import (
+    add_db_argument,
+    command_line,
+    measurement_lines,
+    non_negative_float,
+    positive_int,
+)
+
+
+def _android_module():
+    try:
+        from toolkit.targets import android
+    except ImportError:
+        return None
+    return android
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("profile", help="time a .tflite (latency, memory, energy) on the host or a phone",
+                              description="Profile a .tflite model on a target and record the measurement. "
+                                          "On the host, energy is an estimate from the host device profile; "
+                                          "on a phone it is measured (or virtual on the virtual phone).")
+    p.add_argument("model", help="a .tflite file")
+    p.add_argument("--target", choices=("host", "android"), default=None,
+                   help="where to run (default: host, or android when --device is given)")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (>= 1, default 1)")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
+    p.add_argument("--runs", type=positive_int, default=50, help="timed runs (default 50)")
+    p.add_argument("--min-secs", type=non_negative_float, default=0.0,
+                   help="keep running until this many seconds passed (default 0)")
+    p.add_argument("--delegate", choices=("cpu", "xnnpack", "gpu", "nnapi"), default="xnnpack",
+                   help="delegate (default xnnpack, as LiteRT applies on CPU)")
+    p.add_argument("--op-profiling", action="store_true", help="collect a per-op profile (phones)")
+    p.add_argument("--host-profile", default="host", help="device profile for host energy estimates")
+    p.add_argument("--json", action="store_true", help="print the measurement as JSON")
+    add_db_argument(p)
+    android = _android_module()
+    if android is not None:
+        android.add_cli_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolkit.convert import check_tflite_file
+    from toolkit.store import Store, check_store_path
+    from toolkit.targets import HostTarget, ProfileOptions
+
+    options = ProfileOptions(
+        num_threads=args.threads, warmup_runs=args.warmup, num_runs=args.runs, min_secs=args.min_secs,
+        delegate=args.delegate, op_profiling=args.op_profiling,
+        measure_energy=not getattr(args, "no_energy", False),
+        allow_charging=getattr(args, "allow_charging", False))
+    check_store_path(args.db)
+    check_tflite_file(args.model)
+    target_name = args.target or ("android" if getattr(args, "device", None) else "host")
+    if target_name == "android":
+        android = _android_module()
+        if android is None:
+            from toolkit.errors import TargetError
+
+            raise TargetError("The Android target is not available in this installation")
+        target = android.AndroidTarget.from_cli_args(args)
+    else:
+        target = HostTarget(profile=args.host_profile)
+    measurement = target.profile(Path(args.model), options)
+    with Store(args.db) as store:
+        run_id = store.record_run("profile", command_line(),
+                                  {k: v for k, v in vars(args).items() if k != "func"},
+                                  measurements=(measurement,))
+    if args.json:
+        print(measurement.to_json())
+    else:
+        print("\n".join(measurement_lines(measurement)))
+        print(f"recorded as run {run_id} in {args.db}")
+    return 0

@@ -1,0 +1,97 @@
+"""Times one ``.tflite`` model in LiteRT inside a fresh process and prints JSON on stdout.
+
+Run by :class:`toolkit.targets.host.HostTarget` so that the peak resident memory it reports belongs
+to the interpreter and model alone (as benchmark_model's "Peak memory footprint" does), and the timed
+runs do not share a process with TensorFlow. Imports nothing but NumPy and the interpreter.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def _interpreter(path: str, threads: int, use_xnnpack: bool):
+    try:
+        from ai_edge_litert import interpreter as mod
+    except ImportError:
+        try:
+            from tflite_runtime import interpreter as mod  # type: ignore[import-not-found]
+        except ImportError:
+            import tensorflow as tf
+
+            mod = tf.lite
+    kwargs = {}
+    if not use_xnnpack and hasattr(mod, "OpResolverType"):
+        kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return mod.Interpreter(model_path=path, num_threads=threads, **kwargs)
+
+
+def run(path: str, threads: int, warmup: int, runs: int, min_secs: float, use_xnnpack: bool) -> dict:
+    rss_start = _rss_mb()
+    t0 = time.perf_counter()
+    interpreter = _interpreter(path, threads, use_xnnpack)
+    interpreter.allocate_tensors()
+    init_ms = (time.perf_counter() - t0) * 1e3
+    rss_init = _rss_mb()
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        dtype = np.dtype(detail["dtype"])
+        if dtype.kind == "f":
+            data = rng.random(detail["shape"], dtype=np.float32).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            data = rng.integers(info.min, info.max + 1, size=detail["shape"], dtype=dtype)
+        interpreter.set_tensor(detail["index"], data)
+    t0 = time.perf_counter()
+    interpreter.invoke()
+    first_ms = (time.perf_counter() - t0) * 1e3
+    for _ in range(warmup):
+        interpreter.invoke()
+    samples = []
+    started = time.perf_counter()
+    while len(samples) < runs or time.perf_counter() - started < min_secs:
+        t0 = time.perf_counter()
+        interpreter.invoke()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    return {
+        "init_ms": init_ms,
+        "first_inference_ms": first_ms,
+        "samples_ms": samples,
+        "timed_s": time.perf_counter() - started,
+        "peak_memory_mb": peak_mb,
+        "memory_delta_mb": max(0.0, rss_init - rss_start),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--min-secs", type=float, default=0.0)
+    parser.add_argument("--no-xnnpack", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args.model, args.threads, args.warmup, args.runs, args.min_secs, not args.no_xnnpack)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as data
+        json.dump({"error": f"{type(exc).__name__}: {exc}"}, sys.stdout)
+        return 1
+    json.dump(result, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
