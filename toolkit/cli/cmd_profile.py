@@ -47,7 +47,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toolkit.convert import check_tflite_file
+    from toolkit.convert import load_interpreter
     from toolkit.store import Store, check_store_path
     from toolkit.targets import HostTarget, ProfileOptions
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         measure_energy=not getattr(args, "no_energy", False),
         allow_charging=getattr(args, "allow_charging", False))
     check_store_path(args.db)
-    check_tflite_file(args.model)
+    load_interpreter(args.model)  # a bad model fails here, before any target or device is touched
     target_name = args.target or ("android" if getattr(args, "device", None) else "host")
     if target_name == "android":
         android = _android_module()
