@@ -1,0 +1,100 @@
+"""ArchSpec -> Keras functional model (float32 input in [0, 1], logits output).
+
+Layer names are ``<block name>_<role>`` (roles below), stable across widths, so a child network can take
+the weights of the same-named layers of its parent (see ``toolkit.synthesis.inherit``).
+"""
+from __future__ import annotations
+
+from toolkit.arch.spec import ArchSpec, BlockSpec
+
+# Weight-carrying roles per block kind, in data-flow order (used for weight inheritance).
+CONV_ROLES = {
+    "conv_bn_relu": (("conv", "bn"),),
+    "depthwise_separable": (("dw", "dw_bn"), ("pw", "pw_bn")),
+    "inverted_residual": (("expand", "expand_bn"), ("dw", "dw_bn"), ("project", "project_bn")),
+    "resnet_basic": (("conv1", "bn1"), ("conv2", "bn2"), ("short", "short_bn")),
+    "classifier": (("dense", None),),
+    "pool": (),
+}
+
+
+def _block(x, b: BlockSpec, num_classes: int, init):
+    from keras import layers
+
+    n = b.name
+    if b.kind == "conv_bn_relu":
+        x = layers.Conv2D(b.filters, b.kernel, b.stride, padding="same", use_bias=False,
+                          kernel_initializer=init(), name=f"{n}_conv")(x)
+        x = layers.BatchNormalization(name=f"{n}_bn")(x)
+        return layers.ReLU(name=f"{n}_relu")(x)
+    if b.kind == "depthwise_separable":
+        x = layers.DepthwiseConv2D(b.kernel, b.stride, padding="same", use_bias=False,
+                                   depthwise_initializer=init(), name=f"{n}_dw")(x)
+        x = layers.BatchNormalization(name=f"{n}_dw_bn")(x)
+        x = layers.ReLU(name=f"{n}_dw_relu")(x)
+        x = layers.Conv2D(b.filters, 1, padding="same", use_bias=False, kernel_initializer=init(),
+                          name=f"{n}_pw")(x)
+        x = layers.BatchNormalization(name=f"{n}_pw_bn")(x)
+        return layers.ReLU(name=f"{n}_pw_relu")(x)
+    if b.kind == "inverted_residual":
+        inp = x
+        c_in = int(x.shape[-1])
+        if b.expansion > 1:
+            x = layers.Conv2D(c_in * b.expansion, 1, padding="same", use_bias=False, kernel_initializer=init(),
+                              name=f"{n}_expand")(x)
+            x = layers.BatchNormalization(name=f"{n}_expand_bn")(x)
+            x = layers.ReLU(6.0, name=f"{n}_expand_relu")(x)
+        x = layers.DepthwiseConv2D(b.kernel, b.stride, padding="same", use_bias=False,
+                                   depthwise_initializer=init(), name=f"{n}_dw")(x)
+        x = layers.BatchNormalization(name=f"{n}_dw_bn")(x)
+        x = layers.ReLU(6.0, name=f"{n}_dw_relu")(x)
+        x = layers.Conv2D(b.filters, 1, padding="same", use_bias=False, kernel_initializer=init(),
+                          name=f"{n}_project")(x)
+        x = layers.BatchNormalization(name=f"{n}_project_bn")(x)
+        if b.stride == 1 and c_in == b.filters:
+            x = layers.Add(name=f"{n}_add")([inp, x])
+        return x
+    if b.kind == "resnet_basic":
+        inp = x
+        c_in = int(x.shape[-1])
+        x = layers.Conv2D(b.filters, b.kernel, b.stride, padding="same", use_bias=False,
+                          kernel_initializer=init(), name=f"{n}_conv1")(x)
+        x = layers.BatchNormalization(name=f"{n}_bn1")(x)
+        x = layers.ReLU(name=f"{n}_relu1")(x)
+        x = layers.Conv2D(b.filters, b.kernel, padding="same", use_bias=False, kernel_initializer=init(),
+                          name=f"{n}_conv2")(x)
+        x = layers.BatchNormalization(name=f"{n}_bn2")(x)
+        shortcut = inp
+        if b.stride != 1 or c_in != b.filters:
+            shortcut = layers.Conv2D(b.filters, 1, b.stride, padding="same", use_bias=False,
+                                     kernel_initializer=init(), name=f"{n}_short")(inp)
+            shortcut = layers.BatchNormalization(name=f"{n}_short_bn")(shortcut)
+        x = layers.Add(name=f"{n}_add")([shortcut, x])
+        return layers.ReLU(name=f"{n}_relu2")(x)
+    if b.kind == "pool":
+        cls = layers.MaxPooling2D if b.pool_type == "max" else layers.AveragePooling2D
+        return cls(b.kernel, padding="same", name=f"{n}_pool")(x)
+    # classifier
+    x = layers.GlobalAveragePooling2D(name=f"{n}_gap")(x)
+    if b.dropout:
+        x = layers.Dropout(b.dropout, name=f"{n}_dropout")(x)
+    return layers.Dense(num_classes, kernel_initializer=init(), name=f"{n}_dense")(x)
+
+
+def build_model(spec: ArchSpec, seed: int | None = None):
+    """A fresh (randomly initialised) Keras model for ``spec``; ``seed`` makes the init reproducible.
+
+    >>> model = build_model(get_prototype("resnet20", (28, 28, 1), 10), seed=0)   # doctest: +SKIP
+    """
+    import keras
+
+    counter = iter(range(10_000))
+
+    def init():
+        return keras.initializers.HeNormal(seed=None if seed is None else seed * 10_000 + next(counter))
+
+    inputs = keras.Input(spec.input_shape, name="input")
+    x = inputs
+    for block in spec.active_blocks:
+        x = _block(x, block, spec.num_classes, init)
+    return keras.Model(inputs, x, name=spec.name)
