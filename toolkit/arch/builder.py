@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from toolkit.arch.spec import ArchSpec, BlockSpec
 
+# Moving statistics follow the batch statistics within tens of steps (Keras' default 0.99 needs hundreds),
+# so short fine-tuning budgets still evaluate correctly in inference mode.
+BN_MOMENTUM = 0.9
+
 # Weight-carrying roles per block kind, in data-flow order (used for weight inheritance).
 CONV_ROLES = {
     "conv_bn_relu": (("conv", "bn"),),
@@ -25,16 +29,16 @@ def _block(x, b: BlockSpec, num_classes: int, init):
     if b.kind == "conv_bn_relu":
         x = layers.Conv2D(b.filters, b.kernel, b.stride, padding="same", use_bias=False,
                           kernel_initializer=init(), name=f"{n}_conv")(x)
-        x = layers.BatchNormalization(name=f"{n}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn")(x)
         return layers.ReLU(name=f"{n}_relu")(x)
     if b.kind == "depthwise_separable":
         x = layers.DepthwiseConv2D(b.kernel, b.stride, padding="same", use_bias=False,
                                    depthwise_initializer=init(), name=f"{n}_dw")(x)
-        x = layers.BatchNormalization(name=f"{n}_dw_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_dw_bn")(x)
         x = layers.ReLU(name=f"{n}_dw_relu")(x)
         x = layers.Conv2D(b.filters, 1, padding="same", use_bias=False, kernel_initializer=init(),
                           name=f"{n}_pw")(x)
-        x = layers.BatchNormalization(name=f"{n}_pw_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_pw_bn")(x)
         return layers.ReLU(name=f"{n}_pw_relu")(x)
     if b.kind == "inverted_residual":
         inp = x
@@ -42,15 +46,15 @@ def _block(x, b: BlockSpec, num_classes: int, init):
         if b.expansion > 1:
             x = layers.Conv2D(c_in * b.expansion, 1, padding="same", use_bias=False, kernel_initializer=init(),
                               name=f"{n}_expand")(x)
-            x = layers.BatchNormalization(name=f"{n}_expand_bn")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_expand_bn")(x)
             x = layers.ReLU(6.0, name=f"{n}_expand_relu")(x)
         x = layers.DepthwiseConv2D(b.kernel, b.stride, padding="same", use_bias=False,
                                    depthwise_initializer=init(), name=f"{n}_dw")(x)
-        x = layers.BatchNormalization(name=f"{n}_dw_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"{n}_dw_relu")(x)
         x = layers.Conv2D(b.filters, 1, padding="same", use_bias=False, kernel_initializer=init(),
                           name=f"{n}_project")(x)
-        x = layers.BatchNormalization(name=f"{n}_project_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_project_bn")(x)
         if b.stride == 1 and c_in == b.filters:
             x = layers.Add(name=f"{n}_add")([inp, x])
         return x
@@ -59,16 +63,16 @@ def _block(x, b: BlockSpec, num_classes: int, init):
         c_in = int(x.shape[-1])
         x = layers.Conv2D(b.filters, b.kernel, b.stride, padding="same", use_bias=False,
                           kernel_initializer=init(), name=f"{n}_conv1")(x)
-        x = layers.BatchNormalization(name=f"{n}_bn1")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn1")(x)
         x = layers.ReLU(name=f"{n}_relu1")(x)
         x = layers.Conv2D(b.filters, b.kernel, padding="same", use_bias=False, kernel_initializer=init(),
                           name=f"{n}_conv2")(x)
-        x = layers.BatchNormalization(name=f"{n}_bn2")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn2")(x)
         shortcut = inp
         if b.stride != 1 or c_in != b.filters:
             shortcut = layers.Conv2D(b.filters, 1, b.stride, padding="same", use_bias=False,
                                      kernel_initializer=init(), name=f"{n}_short")(inp)
-            shortcut = layers.BatchNormalization(name=f"{n}_short_bn")(shortcut)
+            shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_short_bn")(shortcut)
         x = layers.Add(name=f"{n}_add")([shortcut, x])
         return layers.ReLU(name=f"{n}_relu2")(x)
     if b.kind == "pool":

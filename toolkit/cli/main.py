@@ -15,17 +15,26 @@ COMMAND_MODULES = (
     "convert",
     "profile",
     "info",
+    "synthesize",
+    "generate",
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line naming the problem and where help is, exit code 2 (no usage dump)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ferminet",
         description="Synthesize efficient networks, convert them to validated int8 TFLite, "
         "and measure latency and energy on the host or on Android phones.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(f"toolkit.cli.cmd_{name.replace('-', '_')}").register(subparsers)

@@ -1,0 +1,28 @@
+"""`ferminet generate`: sample new networks from a learned generator and verify them."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="sample verified networks from a learned generator",
+                              description="Sample one network per seed from a synthesis run's learned generator, "
+                                          "fine-tune it, convert it to int8, measure it on the run's target and "
+                                          "keep the ones that meet the run's requirements (.keras + int8 .tflite "
+                                          "in RUN/generated/).")
+    p.add_argument("run_dir", metavar="RUN", help="the --out folder of a gensynth `ferminet synthesize` run")
+    p.add_argument("--seeds", default="1-5", help="seeds, e.g. 1-5 or 3,7,9 (default 1-5)")
+    p.add_argument("--db", default=None, help="results store (default: the run's)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from toolkit.cli.cmd_synthesize import print_candidates
+    from toolkit.synthesis import generate
+
+    result = generate(args.run_dir, args.seeds, args.db)
+    print_candidates(result.networks)
+    hashes = {n.spec_hash for n in result.passing}
+    print(f"{len(result.passing)} of {len(result.networks)} seeds meet the requirements "
+          f"({len(hashes)} distinct architectures); files in {result.out_dir}")
+    return 0 if result.passing else 1

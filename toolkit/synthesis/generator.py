@@ -1,0 +1,84 @@
+"""The generator G(s; theta_G): a learned distribution over architecture decisions + inherited weights.
+
+theta_G is one categorical distribution per decision of the :class:`DecisionSpace` (independent
+factors). ``sample(seed)`` draws one option per decision with a NumPy generator seeded by ``seed``,
+so the same theta and seed always give the same network. The weights a generated network starts from are
+the prototype's trained weights (``prototype.keras`` beside ``generator.json``), selected channel by
+channel with the inquisitor's importance ranking (see :mod:`toolkit.synthesis.inherit`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.arch.spec import ArchSpec
+from toolkit.errors import InvalidArgumentError, ToolkitError
+from toolkit.synthesis.space import DecisionSpace
+
+PROB_FLOOR = 0.02  # every option keeps at least this probability, so the generator never stops exploring
+
+
+@dataclass(frozen=True)
+class Sample:
+    seed: int
+    choices: dict
+    spec: ArchSpec
+
+
+class Generator:
+    """Categorical distributions over ``space.decisions``; see the module docstring."""
+
+    def __init__(self, space: DecisionSpace, probs: dict[str, np.ndarray] | None = None, cycle: int = 0):
+        self.space = space
+        self.probs = {d.name: np.full(len(d.options), 1.0 / len(d.options)) for d in space.decisions}
+        if probs:
+            for name, p in probs.items():
+                self.probs[name] = _normalize(np.asarray(p, dtype=float))
+        self.cycle = cycle
+
+    def sample(self, seed: int) -> Sample:
+        rng = np.random.default_rng(seed)
+        choices = {}
+        for d in self.space.decisions:
+            choices[d.name] = d.options[int(rng.choice(len(d.options), p=self.probs[d.name]))]
+        return Sample(seed, choices, self.space.apply(choices, name=f"{self.space.prototype.name}_s{seed}"))
+
+    def most_likely(self) -> dict:
+        return {d.name: d.options[int(np.argmax(self.probs[d.name]))] for d in self.space.decisions}
+
+    def entropy(self) -> float:
+        """Mean entropy (nats) of the decision distributions: falls as the generator commits."""
+        ent = [-(p * np.log(p)).sum() for p in self.probs.values()]
+        return float(np.mean(ent)) if ent else 0.0
+
+    def to_dict(self) -> dict:
+        return {"format": "ferminet-generator/1", "cycle": self.cycle, "prototype": self.space.prototype.to_dict(),
+                "decisions": [{"name": d.name, "kind": d.kind, "target": d.target, "options": list(d.options),
+                               "probs": [float(x) for x in self.probs[d.name]]} for d in self.space.decisions],
+                "width_options": list(next((d.options for d in self.space.decisions if d.kind == "width"), ()))}
+
+    def save(self, path: str | Path) -> None:
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        tmp.replace(path)  # atomic: a kill never leaves a half-written generator
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Generator":
+        p = Path(path)
+        if not p.is_file():
+            raise ToolkitError(f"No generator at {str(p)!r}; pass a synthesis run folder that finished a cycle")
+        d = json.loads(p.read_text())
+        if d.get("format") != "ferminet-generator/1":
+            raise InvalidArgumentError(f"{str(p)!r} is not a ferminet generator file")
+        space = DecisionSpace.from_prototype(ArchSpec.from_dict(d["prototype"]), tuple(d["width_options"]))
+        return cls(space, {x["name"]: x["probs"] for x in d["decisions"]}, cycle=int(d["cycle"]))
+
+
+def _normalize(p: np.ndarray) -> np.ndarray:
+    p = np.maximum(p, 0) + 1e-12
+    p = p / p.sum()
+    p = np.maximum(p, PROB_FLOOR)
+    return p / p.sum()

@@ -1,0 +1,94 @@
+"""Operational requirements (the indicator 1_r) and their parser.
+
+Each requirement compares one metric of the **int8 artifact measured on the target** with a bound:
+
+    accuracy>=0.92          top-1 of the int8 .tflite (fraction, or percent when written "92%")
+    accuracy_drop<=1.0pt    prototype int8 top-1 minus candidate int8 top-1, percentage points
+    latency_ms<=3           median latency on the target
+    energy_mj<=0.5          energy per inference on the target (measured, virtual or estimated: see source)
+    size_kb<=150            .tflite file size
+    macs<=5M                multiply-accumulates (k, M, G suffixes)
+    params<=100k            parameters (k, M suffixes)
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from toolkit.errors import InvalidArgumentError
+
+METRICS = {
+    "accuracy": ">=", "accuracy_drop": "<=", "latency_ms": "<=", "energy_mj": "<=", "size_kb": "<=",
+    "macs": "<=", "params": "<=",
+}
+_SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+_PATTERN = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKMG]|pt|%)?\s*$")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """``metric op bound``; ``text`` is how the user wrote it."""
+
+    metric: str
+    op: str
+    bound: float
+    text: str
+
+    def holds(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        return {"<=": value <= self.bound, "<": value < self.bound, ">=": value >= self.bound,
+                ">": value > self.bound}[self.op]
+
+    def violation(self, value: float | None) -> float:
+        """How far ``value`` is outside the bound, relative to the bound (0 when it holds)."""
+        if value is None:
+            return 1.0
+        if self.holds(value):
+            return 0.0
+        scale = abs(self.bound) if self.bound else 1.0
+        return abs(value - self.bound) / scale
+
+
+def parse_requirement(text: str) -> Requirement:
+    """Parse one requirement; anything else raises one error listing the accepted forms.
+
+    >>> parse_requirement("macs<=5M").bound
+    5000000.0
+    """
+    match = _PATTERN.match(str(text))
+    if not match:
+        raise InvalidArgumentError(
+            f"Cannot parse requirement {text!r}. Write METRIC OP VALUE with METRIC one of "
+            f"{', '.join(METRICS)}, e.g. 'accuracy_drop<=1.0pt', 'latency_ms<=3', 'macs<=5M'")
+    metric, op, number, suffix = match.group(1), match.group(2), float(match.group(3)), match.group(4) or ""
+    if metric not in METRICS:
+        raise InvalidArgumentError(f"Unknown requirement metric {metric!r} in {text!r}. Use one of {', '.join(METRICS)}")
+    if suffix == "pt" and metric != "accuracy_drop":
+        raise InvalidArgumentError(f"'pt' (percentage points) only applies to accuracy_drop. Received: {text!r}")
+    if suffix in ("k", "K", "M", "G") and metric not in ("macs", "params"):
+        raise InvalidArgumentError(f"Suffix {suffix!r} only applies to macs and params. Received: {text!r}")
+    value = number * _SUFFIX.get(suffix, 1.0)
+    if suffix == "%":
+        if metric != "accuracy":
+            raise InvalidArgumentError(f"'%' only applies to accuracy. Received: {text!r}")
+        value = number / 100.0
+    elif metric == "accuracy" and value > 1.0:
+        raise InvalidArgumentError(f"accuracy is a fraction in [0, 1] (or write '92%'). Received: {text!r}")
+    return Requirement(metric, op, value, str(text).strip())
+
+
+def parse_requirements(texts) -> tuple[Requirement, ...]:
+    """Parse several requirements (a list, or one comma-separated string)."""
+    if isinstance(texts, str):
+        texts = [t for t in texts.split(",") if t.strip()]
+    return tuple(parse_requirement(t) for t in texts)
+
+
+def check(requirements: tuple[Requirement, ...], metrics: dict[str, float | None]) -> tuple[bool, str, float]:
+    """(all met, text of the failed ones, total relative violation)."""
+    failed = [r for r in requirements if not r.holds(metrics.get(r.metric))]
+    violation = sum(r.violation(metrics.get(r.metric)) for r in requirements)
+    reason = "; ".join(f"{r.text} (got {metrics[r.metric]:.6g})" if metrics.get(r.metric) is not None
+                       else f"{r.text} (not measured)" for r in failed)
+    return not failed, reason, violation

@@ -1,0 +1,109 @@
+"""The architecture decisions a generator makes, derived from a prototype.
+
+Blocks are grouped into *width groups*: maximal runs of consecutive blocks that have the same width in
+the prototype (a ResNet stage with the block before it, a MobileNetV2 stage). A group shares one width
+decision, so residual additions inside it stay shape-compatible and a stride-1 block inside it can be
+skipped. Decisions:
+
+- ``width:<group>``    fraction of the prototype width (rounded to a multiple of 4, at least 4)
+- ``keep:<block>``     keep or skip a block whose output shape equals its input shape within its group
+- ``kernel:<block>``   depthwise kernel size (3 or 5) of inverted-residual / depthwise-separable blocks
+- ``expansion:<block>`` expansion ratio of inverted-residual blocks, up to the prototype's
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from toolkit.arch.spec import ArchSpec, BlockSpec
+from toolkit.errors import InvalidArgumentError
+
+DEFAULT_WIDTHS = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
+_WIDTH_KINDS = ("conv_bn_relu", "depthwise_separable", "inverted_residual", "resnet_basic")
+
+
+@dataclass(frozen=True)
+class Decision:
+    name: str  # "width:g1", "keep:s1b1", ...
+    kind: str  # width | keep | kernel | expansion
+    target: str  # group or block name
+    options: tuple
+
+
+def _round_width(channels: int, fraction: float) -> int:
+    return max(4, int(round(channels * fraction / 4.0)) * 4)
+
+
+@dataclass(frozen=True)
+class DecisionSpace:
+    prototype: ArchSpec
+    decisions: tuple[Decision, ...]
+    groups: tuple[tuple[str, tuple[str, ...]], ...]  # (group name, block names)
+
+    @classmethod
+    def from_prototype(cls, spec: ArchSpec, width_options: tuple[float, ...] = DEFAULT_WIDTHS) -> "DecisionSpace":
+        if not width_options or any(not 0 < w <= 1 for w in width_options):
+            raise InvalidArgumentError(f"width options must be fractions in (0, 1]. Received: {width_options!r}")
+        groups: list[tuple[str, list[str]]] = []
+        last_width = None
+        for block in spec.blocks:
+            if block.kind not in _WIDTH_KINDS:
+                continue
+            if block.filters != last_width:
+                groups.append((f"g{len(groups)}", []))
+                last_width = block.filters
+            groups[-1][1].append(block.name)
+        group_of = {b: g for g, blocks in groups for b in blocks}
+        in_channels = spec.in_channels()
+        decisions = [Decision(f"width:{g}", "width", g, tuple(sorted(set(width_options)))) for g, _ in groups]
+        previous = None
+        for block in spec.blocks:
+            if block.kind not in _WIDTH_KINDS:
+                continue
+            same_group_input = previous is not None and group_of[previous] == group_of[block.name]
+            if block.removable(in_channels[block.name]) and same_group_input:
+                decisions.append(Decision(f"keep:{block.name}", "keep", block.name, (True, False)))
+            if block.kind in ("inverted_residual", "depthwise_separable"):
+                decisions.append(Decision(f"kernel:{block.name}", "kernel", block.name, (3, 5)))
+            if block.kind == "inverted_residual" and block.expansion > 1:
+                options = tuple(e for e in (2, 4, 6) if e <= block.expansion)
+                decisions.append(Decision(f"expansion:{block.name}", "expansion", block.name, options))
+            previous = block.name
+        return cls(spec, tuple(decisions), tuple((g, tuple(b)) for g, b in groups))
+
+    def group_of(self, block: str) -> str | None:
+        return next((g for g, blocks in self.groups if block in blocks), None)
+
+    def apply(self, choices: dict[str, object], name: str | None = None) -> ArchSpec:
+        """The child architecture for one option per decision (missing ones keep the prototype's)."""
+        unknown = set(choices) - {d.name for d in self.decisions}
+        if unknown:
+            raise InvalidArgumentError(f"Unknown decisions {sorted(unknown)}")
+        widths = {d.target: choices.get(d.name, 1.0) for d in self.decisions if d.kind == "width"}
+        blocks = []
+        for b in self.prototype.blocks:
+            g = self.group_of(b.name)
+            changes: dict = {}
+            if g is not None:
+                changes["filters"] = _round_width(b.filters, float(widths[g]))
+            if f"keep:{b.name}" in choices:
+                changes["enabled"] = bool(choices[f"keep:{b.name}"])
+            if f"kernel:{b.name}" in choices:
+                changes["kernel"] = int(choices[f"kernel:{b.name}"])
+            if f"expansion:{b.name}" in choices:
+                changes["expansion"] = int(choices[f"expansion:{b.name}"])
+            blocks.append(replace(b, **changes))
+        return ArchSpec(name or f"{self.prototype.name}_child", self.prototype.input_shape,
+                        self.prototype.num_classes, tuple(blocks))
+
+    def uniform_width(self, fraction: float) -> dict[str, object]:
+        """Choices that scale every group by ``fraction`` and keep everything else as the prototype."""
+        return {d.name: fraction for d in self.decisions if d.kind == "width"}
+
+    def prototype_choices(self) -> dict[str, object]:
+        choices: dict[str, object] = {}
+        for d in self.decisions:
+            block = next((b for b in self.prototype.blocks if b.name == d.target), None)
+            choices[d.name] = {"width": 1.0, "keep": True,
+                               "kernel": block.kernel if block else 3,
+                               "expansion": block.expansion if block else 1}[d.kind]
+        return choices
