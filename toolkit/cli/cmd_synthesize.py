@@ -53,6 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--population", type=positive_int, default=8, help="candidates per cycle")
     p.add_argument("--prototype-epochs", type=positive_int, default=3)
     p.add_argument("--finetune-epochs", type=positive_int, default=2)
+    p.add_argument("--train-samples", type=positive_int, default=None,
+                   help="training images for the prototype (default: the whole training split)")
     p.add_argument("--finetune-samples", type=positive_int, default=20_000, help="training images for fine-tuning")
     p.add_argument("--eval-samples", type=positive_int, default=2_000, help="test images used during the search")
     p.add_argument("--threads", type=positive_int, default=1)
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         requirements=tuple(args.require or ("accuracy_drop<=1.0pt",)), objective=args.objective,
         strategy=args.strategy, cycles=args.cycles, population=args.population, budget_s=args.budget,
         prototype_epochs=args.prototype_epochs, finetune_epochs=args.finetune_epochs,
-        finetune_n_train=args.finetune_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed)
+        n_train=args.train_samples, finetune_n_train=args.finetune_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed)
     result = run_synthesis(config, args.out, args.db, resume=args.resume)
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
           f"{len(result.candidates)} candidates, {len(result.feasible)} meet {', '.join(config.requirements)}")

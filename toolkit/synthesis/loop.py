@@ -49,6 +49,7 @@ class SynthesisConfig:
     population: int = 8
     budget_s: float | None = None
     prototype_width: float = 1.0
+    prototype_path: str | None = None  # a trained prototype (.keras) to start from instead of training one
     prototype_epochs: int = 3
     finetune_epochs: int = 2
     n_train: int | None = None
@@ -173,7 +174,7 @@ def _metrics(c: CandidateResult, proto_int8: float | None) -> dict[str, float | 
 
 def _evaluate(ctx: _Context, spec, *, candidate_id: str, cycle: int, strategy: str, seed: int | None,
               choices: dict, importance: dict, train_from_scratch: bool = False,
-              folder: Path | None = None) -> tuple[CandidateResult, tuple]:
+              folder: Path | None = None, model=None) -> tuple[CandidateResult, tuple]:
     """Build, inherit, fine-tune, convert, measure, score. Returns the result and rows for the store."""
     from toolkit.arch import build_model, count_macs, count_params
     from toolkit.convert import convert_model
@@ -187,13 +188,16 @@ def _evaluate(ctx: _Context, spec, *, candidate_id: str, cycle: int, strategy: s
     cfg = ctx.config
     folder = folder or ctx.out / "candidates"
     folder.mkdir(parents=True, exist_ok=True)
-    model = build_model(spec, seed=seed if seed is not None else cfg.seed)
-    if train_from_scratch:
-        trained = train(model, ctx.data, TrainBudget(epochs=cfg.prototype_epochs), learning_rate=cfg.learning_rate,
-                        seed=cfg.seed, progress=False)
+    if model is not None:
+        pass  # an already trained network (a given prototype): evaluate as it is
+    elif train_from_scratch:
+        model = build_model(spec, seed=seed if seed is not None else cfg.seed)
+        train(model, ctx.data, TrainBudget(epochs=cfg.prototype_epochs), learning_rate=cfg.learning_rate,
+              seed=cfg.seed, progress=False)
     else:
+        model = build_model(spec, seed=seed if seed is not None else cfg.seed)
         inherit_weights(ctx.prototype_model, model, ctx.space, spec, importance)
-        trained = train(model, ctx.finetune_data, TrainBudget(epochs=cfg.finetune_epochs),
+        train(model, ctx.finetune_data, TrainBudget(epochs=cfg.finetune_epochs),
                         learning_rate=cfg.finetune_learning_rate, seed=cfg.seed, progress=False)
     keras_path = folder / f"{candidate_id}.keras"
     model.save(keras_path)
@@ -322,9 +326,20 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
             proto = _from_row(done["prototype"])
             ctx.prototype_model = keras.models.load_model(proto_path, compile=False)
         else:
+            given = None
+            if config.prototype_path:
+                from toolkit.arch import build_model
+                from toolkit.convert import load_keras_model
+
+                given = load_keras_model(config.prototype_path)
+                expected = [layer.name for layer in build_model(spec).layers]
+                if [layer.name for layer in given.layers] != expected:
+                    raise InvalidArgumentError(
+                        f"{config.prototype_path!r} is not a {config.prototype} prototype for {config.dataset} "
+                        f"built by ferminet (its layers differ); pass the prototype.keras of an earlier run")
             proto, rows = _evaluate(ctx, spec, candidate_id="prototype", cycle=-1, strategy="prototype",
                                     seed=config.seed, choices=ctx.space.prototype_choices(), importance={},
-                                    train_from_scratch=True)
+                                    train_from_scratch=True, model=given)
             ctx.prototype_model = keras.models.load_model(proto.keras_path, compile=False)
             ctx.prototype_model.save(proto_path)
             _write_candidate(store, run_id, proto, spec.to_json(), rows)

@@ -60,7 +60,7 @@ class HostTarget(Target):
         if options.delegate in ("gpu", "nnapi"):
             raise InvalidArgumentError(
                 f"The host target runs on the CPU only. Received: delegate={options.delegate!r}; use cpu or xnnpack")
-        path = check_tflite_file(tflite_path)
+        path = check_tflite_file(tflite_path).resolve()
         cpus = os.cpu_count() or 1
         if options.num_threads > cpus:
             log.warning("num_threads=%d exceeds this host's %d CPUs; latency will suffer", options.num_threads, cpus)

@@ -1,0 +1,111 @@
+"""Requirements, objective, decision space, generator, update rule, inheritance: fast unit tests."""
+import numpy as np
+import pytest
+
+from toolkit.arch import build_model, count_macs, get_prototype
+from toolkit.errors import InvalidArgumentError
+from toolkit.synthesis import DecisionSpace, Generator, netscore, parse_requirement, parse_requirements, score
+from toolkit.synthesis.inherit import inherit_weights, l1_importance
+from toolkit.synthesis.inquisitor import Observation, apply_prior, form_insights, taylor_importance, update
+from toolkit.synthesis.requirements import check
+
+
+@pytest.mark.parametrize("text,metric,op,bound", [
+    ("accuracy>=0.92", "accuracy", ">=", 0.92), ("accuracy>=92%", "accuracy", ">=", 0.92),
+    ("accuracy_drop<=1.0pt", "accuracy_drop", "<=", 1.0), ("latency_ms<=3", "latency_ms", "<=", 3.0),
+    ("energy_mj<=0.5", "energy_mj", "<=", 0.5), ("size_kb<=150", "size_kb", "<=", 150.0),
+    ("macs<=5M", "macs", "<=", 5e6), ("params<=100k", "params", "<=", 1e5)])
+def test_requirement_forms(text, metric, op, bound):
+    r = parse_requirement(text)
+    assert (r.metric, r.op) == (metric, op) and r.bound == pytest.approx(bound)
+
+
+@pytest.mark.parametrize("text", ["speed<=3", "macs<=5 apples", "accuracy>=1.5", "latency_ms<=3pt", "size_kb<=5M",
+                                  "", "accuracy"])
+def test_unparseable_requirements(text):
+    with pytest.raises(InvalidArgumentError):
+        parse_requirement(text)
+
+
+def test_check_reports_what_failed():
+    reqs = parse_requirements("macs<=5M, accuracy>=0.9")
+    ok, reason, violation = check(reqs, {"macs": 6e6, "accuracy": 0.95})
+    assert not ok and "macs<=5M (got 6e+06)" in reason and violation == pytest.approx(0.2)
+    assert check(reqs, {"macs": 4e6, "accuracy": 0.95})[0]
+
+
+def test_netscore_matches_its_formula():
+    # a = 90 %, p = 0.27 M, m = 0.041 G
+    expected = 20 * np.log10(90 ** 2 / (0.27 ** 0.5 * 0.041 ** 0.5))
+    assert netscore(0.9, 270_000, 41_000_000) == pytest.approx(expected)
+    assert score("energy", 0.9, 1, 41_000_000, energy_mj=0.5) > score("energy", 0.9, 1, 41_000_000, energy_mj=1.0)
+    with pytest.raises(InvalidArgumentError, match="energy measurement"):
+        score("energy", 0.9, 1, 1)
+
+
+def test_space_of_resnet20_and_uniform_width():
+    space = DecisionSpace.from_prototype(get_prototype("resnet20"))
+    names = [d.name for d in space.decisions]
+    assert names[:3] == ["width:g0", "width:g1", "width:g2"]
+    assert "keep:s2b0" not in names and "keep:s2b1" in names  # a strided block cannot be skipped
+    quarter = space.apply(space.uniform_width(0.25))
+    assert [b.filters for b in quarter.blocks if b.kind == "resnet_basic"][::3] == [4, 8, 16]
+    ratio = count_macs(build_model(get_prototype("resnet20"))) / count_macs(build_model(quarter))
+    assert 14 < ratio < 18
+    mbv2 = DecisionSpace.from_prototype(get_prototype("mobilenetv2"))
+    assert any(d.kind == "kernel" for d in mbv2.decisions) and any(d.kind == "expansion" for d in mbv2.decisions)
+
+
+def test_generator_is_deterministic_per_seed_and_round_trips(tmp_path):
+    gen = Generator(DecisionSpace.from_prototype(get_prototype("resnet20")))
+    assert gen.sample(7).spec == gen.sample(7).spec
+    assert len({gen.sample(s).spec.spec_hash() for s in range(20)}) > 10
+    gen.probs["width:g0"] = np.array([0.5, 0.1, 0.1, 0.1, 0.1, 0.1])
+    gen.save(tmp_path / "g.json")
+    again = Generator.load(tmp_path / "g.json")
+    assert np.allclose(again.probs["width:g0"], gen.probs["width:g0"])
+    assert again.sample(3).spec == gen.sample(3).spec
+
+
+def test_update_moves_mass_toward_elites_and_away_from_infeasible():
+    gen = Generator(DecisionSpace.from_prototype(get_prototype("resnet20")))
+    w = gen.space.decisions[0]
+    small, big = w.options[0], w.options[-1]
+    obs = [Observation({w.name: small}, 90.0, True, 0.0), Observation({w.name: small}, 89.0, True, 0.0),
+           Observation({w.name: big}, 95.0, False, 0.5), Observation({w.name: big}, 94.0, False, 0.3)]
+    before = gen.probs[w.name].copy()
+    update(gen, obs)
+    after = gen.probs[w.name]
+    assert after[0] > before[0] and after[-1] < before[-1] and gen.cycle == 1
+    assert after.min() >= 0.019 and after.sum() == pytest.approx(1.0)
+
+
+def test_full_width_inheritance_reproduces_the_parent_and_children_run(fmnist_small):
+    spec = get_prototype("resnet20", width_multiplier=0.5)
+    parent = build_model(spec, seed=0)
+    x = fmnist_small.x_test[:16]
+    importance = taylor_importance(parent, fmnist_small.x_train[:64], fmnist_small.y_train[:64])
+    assert set(importance) >= {"s1b0_conv1", "s3b2_conv2", "stem_conv"}
+    space = DecisionSpace.from_prototype(spec)
+    full = space.apply(space.prototype_choices())
+    child = build_model(full, seed=9)
+    inherit_weights(parent, child, space, full, importance)
+    assert np.allclose(parent.predict(x, verbose=0), child.predict(x, verbose=0), atol=1e-4)
+    small = space.apply(space.uniform_width(0.5))
+    pruned = build_model(small, seed=9)
+    assert inherit_weights(parent, pruned, space, small, l1_importance(parent)) > 20
+    assert pruned.predict(x, verbose=0).shape == (16, 10)
+
+
+def test_insights_prior_tilts_widths(fmnist_small):
+    spec = get_prototype("resnet20", width_multiplier=0.5)
+    model = build_model(spec, seed=0)
+    space = DecisionSpace.from_prototype(spec)
+    importance = taylor_importance(model, fmnist_small.x_train[:64], fmnist_small.y_train[:64])
+    insights = form_insights(space, model, importance)
+    assert sum(insights.cost_share.values()) == pytest.approx(1.0) and insights.cost_basis == "macs"
+    gen = Generator(space)
+    apply_prior(gen, insights)
+    cheapest = max(insights.cheapness, key=insights.cheapness.get)
+    p = gen.probs[f"width:{cheapest}"]
+    assert p[0] > p[-1]  # the group that costs most per unit of importance leans to small widths
