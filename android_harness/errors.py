@@ -68,3 +68,9 @@ class ThermalGateError(HarnessError):
     """The device did not cool to a normal thermal state within the allowed wait."""
 
     exit_code = 15
+
+
+class StorageFullError(HarnessError):
+    """The device has no room for what we push."""
+
+    exit_code = 16

@@ -1,0 +1,270 @@
+"""Talking to a phone: one interface, two backends.
+
+- :class:`AdbShellConnection` speaks ADB directly to the phone's adbd with adb-shell: TCP ``host:port``, or
+  USB when no adb server holds the device.
+- :class:`AdbServerConnection` goes through a running adb server (the ``adb`` tool's daemon) with adbutils,
+  for phones that server already holds.
+
+Every call has a timeout, every shell command's exit status is captured, and every argument that reaches
+the device shell goes through :func:`quote`.
+"""
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from android_harness.errors import (
+    CommandTimeoutError,
+    ConnectionLostError,
+    DeviceCommandError,
+    DeviceNotFoundError,
+    HarnessError,
+    StorageFullError,
+)
+
+log = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+
+
+def quote(arg: str) -> str:
+    """Quote one argument for the device's ``sh`` (mksh/toybox): literal, whatever it contains.
+
+    >>> quote("a; rm -rf x.tflite")
+    "'a; rm -rf x.tflite'"
+    """
+    text = str(arg)
+    if text and _SAFE.match(text):
+        return text
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    command: str
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration_s: float
+
+
+def _is_tcp(serial: str) -> bool:
+    host, sep, port = serial.rpartition(":")
+    return bool(sep and host and port.isdigit())
+
+
+def adb_key_path() -> Path:
+    """``$ANDROID_USER_HOME/adbkey`` or ``~/.android/adbkey`` (the adb tool's own key)."""
+    home = os.environ.get("ANDROID_USER_HOME") or os.path.join(os.environ.get("HOME", str(Path.home())), ".android")
+    return Path(home) / "adbkey"
+
+
+def load_signer():
+    """The adb key (created with mode 0600 when absent), as an adb-shell signer. Key material is never logged."""
+    from adb_shell.auth.keygen import keygen
+    from adb_shell.auth.sign_pythonrsa import PythonRSASigner
+
+    key = adb_key_path()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        keygen(str(key))
+        log.info("created a new adb key at %s", key)
+    os.chmod(key, 0o600)
+    return PythonRSASigner.FromRSAKeyPath(str(key))
+
+
+class Connection(abc.ABC):
+    serial: str
+
+    @abc.abstractmethod
+    def shell(self, command: str, timeout_s: float = 30.0) -> ShellResult: ...
+
+    @abc.abstractmethod
+    def push(self, local: str | Path, remote: str, timeout_s: float = 300.0) -> int: ...
+
+    @abc.abstractmethod
+    def pull(self, remote: str, local: str | Path, timeout_s: float = 300.0) -> int: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def check(self, command: str, timeout_s: float = 30.0) -> ShellResult:
+        """Run ``command``; raise DeviceCommandError (with device, command, output, exit code) on failure."""
+        result = self.shell(command, timeout_s)
+        if result.exit_code != 0:
+            raise DeviceCommandError(f"Command failed on {self.serial}: {command[:120]}", serial=self.serial,
+                                     command=command, stdout=result.stdout, stderr=result.stderr,
+                                     returncode=result.exit_code)
+        return result
+
+
+class AdbShellConnection(Connection):
+    """adb-shell straight to adbd. Shell v1 carries no exit status, so each command is wrapped as
+    ``sh -c '<command>'; echo <marker>$?`` and the marker line is parsed off."""
+
+    def __init__(self, serial: str, timeout_s: float = 10.0):
+        from adb_shell.adb_device import AdbDeviceTcp, AdbDeviceUsb
+
+        self.serial = serial
+        self.timeout_s = timeout_s
+        if _is_tcp(serial):
+            host, _, port = serial.rpartition(":")
+            self._device = AdbDeviceTcp(host, int(port), default_transport_timeout_s=timeout_s)
+        else:
+            try:
+                self._device = AdbDeviceUsb(serial=serial, default_transport_timeout_s=timeout_s)
+            except Exception as exc:  # noqa: BLE001 - libusb missing or device absent: both mean "not found"
+                raise DeviceNotFoundError(f"No USB device with serial {serial!r} ({exc}). Plug it in, enable USB "
+                                          f"debugging, or connect over TCP with host:port") from exc
+        try:
+            self._device.connect(rsa_keys=[load_signer()], auth_timeout_s=timeout_s, read_timeout_s=timeout_s)
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            raise DeviceNotFoundError(f"No device answers at {serial} ({exc.strerror or exc}). Check the address, "
+                                      f"that the phone is on (adb tcpip 5555) or start `ferminet virtual-phone`") from exc
+        except Exception as exc:  # noqa: BLE001 - adb-shell raises many types for one meaning
+            raise ConnectionLostError(f"Could not connect to {serial}: {type(exc).__name__}: {exc}") from exc
+
+    def _map(self, exc: Exception, what: str, timeout_s: float) -> HarnessError:
+        from adb_shell.exceptions import PushFailedError, TcpTimeoutException
+
+        if isinstance(exc, (TcpTimeoutException, socket.timeout, TimeoutError)):
+            return CommandTimeoutError(f"{what} on {self.serial} did not finish within {timeout_s:g} s")
+        if isinstance(exc, PushFailedError) and "space" in str(exc).lower():
+            return StorageFullError(f"The device {self.serial} is full: {exc}. Free space with "
+                                    f"`ferminet clean --device {self.serial}` or delete files on the phone")
+        return ConnectionLostError(f"Lost the connection to {self.serial} during {what}: {type(exc).__name__}: {exc}")
+
+    def shell(self, command: str, timeout_s: float = 30.0) -> ShellResult:
+        marker = f"__FERMINET_RC_{uuid.uuid4().hex[:8]}__"
+        wrapped = f"sh -c {quote(command)}; echo {marker}$?"
+        started = time.perf_counter()
+        try:
+            out = self._device.shell(wrapped, read_timeout_s=timeout_s, timeout_s=timeout_s,
+                                     transport_timeout_s=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - mapped to the harness's errors
+            raise self._map(exc, f"`{command[:80]}`", timeout_s) from exc
+        text, _, tail = out.rpartition(marker)
+        if not _:
+            raise ConnectionLostError(f"{self.serial} ended the command before it finished: {command[:80]}")
+        return ShellResult(command, text, "", int(tail.strip() or 255), time.perf_counter() - started)
+
+    def push(self, local: str | Path, remote: str, timeout_s: float = 300.0) -> int:
+        size = Path(local).stat().st_size
+        try:
+            self._device.push(str(local), remote, read_timeout_s=timeout_s, transport_timeout_s=timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            raise self._map(exc, f"push of {local}", timeout_s) from exc
+        return size
+
+    def pull(self, remote: str, local: str | Path, timeout_s: float = 300.0) -> int:
+        try:
+            self._device.pull(remote, str(local), read_timeout_s=timeout_s, transport_timeout_s=timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            raise self._map(exc, f"pull of {remote}", timeout_s) from exc
+        return Path(local).stat().st_size
+
+    def close(self) -> None:
+        try:
+            self._device.close()
+        except Exception:  # noqa: BLE001 - closing never raises
+            pass
+
+
+class AdbServerConnection(Connection):
+    """Through a running adb server (``adb start-server``), with adbutils; exit codes via shell v2."""
+
+    def __init__(self, serial: str, server: str = "127.0.0.1:5037", timeout_s: float = 10.0):
+        import adbutils
+
+        host, _, port = server.rpartition(":")
+        self.serial = serial
+        self.timeout_s = timeout_s
+        self._client = adbutils.AdbClient(host=host or "127.0.0.1", port=int(port or 5037), socket_timeout=timeout_s)
+        try:
+            serials = [d.serial for d in self._client.device_list()]
+        except Exception as exc:  # noqa: BLE001
+            raise DeviceNotFoundError(f"No adb server at {server} ({exc}). Start one with `adb start-server`") from exc
+        if serial not in serials and _is_tcp(serial):
+            self._client.connect(serial, timeout=timeout_s)
+            serials = [d.serial for d in self._client.device_list()]
+        if serial not in serials:
+            raise DeviceNotFoundError(f"The adb server at {server} holds no device {serial!r}; it holds "
+                                      f"{serials or 'none'}. Connect it with `adb connect HOST:PORT`")
+        self._device = self._client.device(serial)
+
+    def shell(self, command: str, timeout_s: float = 30.0) -> ShellResult:
+        import adbutils
+
+        started = time.perf_counter()
+        try:
+            result = self._device.shell2(command, timeout=timeout_s, v2=True)
+        except adbutils.AdbTimeout as exc:
+            raise CommandTimeoutError(f"`{command[:80]}` on {self.serial} did not finish within {timeout_s:g} s") from exc
+        except (adbutils.AdbError, OSError) as exc:
+            raise ConnectionLostError(f"Lost {self.serial} via the adb server: {exc}") from exc
+        stderr = getattr(result, "stderr", "") or ""
+        stdout = getattr(result, "stdout", None)
+        return ShellResult(command, stdout if stdout is not None else result.output, stderr, int(result.returncode),
+                           time.perf_counter() - started)
+
+    def push(self, local: str | Path, remote: str, timeout_s: float = 300.0) -> int:
+        import adbutils
+
+        try:
+            return int(self._device.sync.push(str(local), remote, mode=0o644))
+        except (adbutils.AdbError, OSError) as exc:
+            if "space" in str(exc).lower():
+                raise StorageFullError(f"The device {self.serial} is full: {exc}") from exc
+            raise ConnectionLostError(f"Push to {self.serial} failed: {exc}") from exc
+
+    def pull(self, remote: str, local: str | Path, timeout_s: float = 300.0) -> int:
+        import adbutils
+
+        try:
+            return int(self._device.sync.pull(remote, str(local)))
+        except (adbutils.AdbError, OSError) as exc:
+            raise ConnectionLostError(f"Pull from {self.serial} failed: {exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+
+def connect(serial: str, *, backend: str = "auto", adb_server: str = "127.0.0.1:5037",
+            timeout_s: float = 10.0) -> Connection:
+    """A connection to ``serial`` (``host:port`` or a USB serial).
+
+    ``auto``: a device the adb server already lists goes through the server (it holds the USB interface);
+    anything else is reached directly with adb-shell.
+    """
+    if backend not in ("auto", "direct", "server"):
+        raise HarnessError(f"backend must be auto, direct or server. Received: backend={backend!r}")
+    if not serial:
+        raise DeviceNotFoundError("No device given. Pass --device SERIAL or HOST:PORT (see `ferminet devices`)")
+    if backend == "server":
+        return AdbServerConnection(serial, adb_server, timeout_s)
+    if backend == "auto" and _server_lists(serial, adb_server):
+        return AdbServerConnection(serial, adb_server, timeout_s)
+    return AdbShellConnection(serial, timeout_s)
+
+
+def _server_lists(serial: str, adb_server: str) -> bool:
+    host, _, port = adb_server.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=0.3):
+            pass
+    except OSError:
+        return False
+    try:
+        import adbutils
+
+        client = adbutils.AdbClient(host=host or "127.0.0.1", port=int(port), socket_timeout=2)
+        return serial in [d.serial for d in client.device_list()]
+    except Exception:  # noqa: BLE001 - a server that does not answer lists nothing
+        return False
