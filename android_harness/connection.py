@@ -249,22 +249,23 @@ def connect(serial: str, *, backend: str = "auto", adb_server: str = "127.0.0.1:
         raise DeviceNotFoundError("No device given. Pass --device SERIAL or HOST:PORT (see `ferminet devices`)")
     if backend == "server":
         return AdbServerConnection(serial, adb_server, timeout_s)
-    if backend == "auto" and _server_lists(serial, adb_server):
+    if backend == "auto" and serial in server_serials(adb_server):
         return AdbServerConnection(serial, adb_server, timeout_s)
     return AdbShellConnection(serial, timeout_s)
 
 
-def _server_lists(serial: str, adb_server: str) -> bool:
+def server_serials(adb_server: str = "127.0.0.1:5037") -> list[str]:
+    """Serials the adb server at ``adb_server`` holds; [] when no server runs (one is never started)."""
     host, _, port = adb_server.rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=0.3):
             pass
-    except OSError:
-        return False
+    except (OSError, ValueError):
+        return []
     try:
         import adbutils
 
         client = adbutils.AdbClient(host=host or "127.0.0.1", port=int(port), socket_timeout=2)
-        return serial in [d.serial for d in client.device_list()]
+        return [d.serial for d in client.device_list()]
     except Exception:  # noqa: BLE001 - a server that does not answer lists nothing
-        return False
+        return []

@@ -59,7 +59,7 @@ def measurement_lines(m: Measurement) -> list[str]:
         f"model          {m.model_path}  ({m.size_kb:.1f} KB, sha256 {m.model_sha256[:12]})",
         f"target         {m.target} {m.device}   latency source: {m.source}",
         f"options        threads={m.options.num_threads} delegate={m.options.delegate} "
-        f"warmup={m.options.warmup_runs} runs={lat.count}",
+        f"warmup={m.options.warmup_runs} timed runs={lat.count}",
         f"init           {lat.init_ms:.2f} ms   first inference {lat.first_inference_ms:.3f} ms",
         f"latency (ms)   median {lat.median_ms:.3f}  mean {lat.mean_ms:.3f}  p90 {lat.p90_ms:.3f}  "
         f"std {lat.std_ms:.3f}  min {lat.min_ms:.3f}  max {lat.max_ms:.3f}  (n={lat.count})",

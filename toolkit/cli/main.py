@@ -17,6 +17,10 @@ COMMAND_MODULES = (
     "info",
     "synthesize",
     "generate",
+    "devices",
+    "clean",
+    "fetch-benchmark",
+    "virtual-phone",
 )
 
 

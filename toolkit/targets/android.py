@@ -1,0 +1,118 @@
+"""AndroidTarget: profile on a phone (or the virtual phone) over ADB. The only place toolkit imports
+android_harness; it maps the harness's results onto :class:`toolkit.targets.base.Measurement`."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from android_harness.benchmark import BenchmarkOptions
+from android_harness.connection import connect
+from android_harness.device import AndroidDevice
+from android_harness.profile import profile_on_device
+from toolkit.convert.interpreter import check_tflite_file
+from toolkit.provenance import tool_versions
+from toolkit.targets.base import (
+    EnergyResult,
+    LatencyStats,
+    Measurement,
+    OpStat,
+    PowerSample,
+    ProfileOptions,
+    RailEnergy,
+    Target,
+)
+
+
+class AndroidTarget(Target):
+    """``AndroidTarget("127.0.0.1:5555").profile("m.tflite", ProfileOptions(num_threads=2))``"""
+
+    name = "android"
+
+    def __init__(self, device: str, *, backend: str = "auto", adb_server: str | None = None,
+                 benchmark_binary: str | None = None, thermal_timeout_s: float = 60.0,
+                 battery_temp_max_c: float = 40.0, baseline_s: float = 2.0):
+        self.serial = device
+        self.backend = backend
+        self.adb_server = adb_server or "127.0.0.1:5037"
+        self.benchmark_binary = benchmark_binary
+        self.thermal_timeout_s = thermal_timeout_s
+        self.battery_temp_max_c = battery_temp_max_c
+        self.baseline_s = baseline_s
+        self._device: AndroidDevice | None = None
+
+    @property
+    def device(self) -> AndroidDevice:
+        if self._device is None:
+            self._device = AndroidDevice(connect(self.serial, backend=self.backend, adb_server=self.adb_server))
+        return self._device
+
+    def profile(self, tflite_path: str | Path, options: ProfileOptions | None = None) -> Measurement:
+        options = options or ProfileOptions()
+        path = check_tflite_file(tflite_path).resolve()
+        bench_options = BenchmarkOptions(
+            num_threads=options.num_threads, warmup_runs=options.warmup_runs, num_runs=options.num_runs,
+            min_secs=options.min_secs, use_xnnpack=options.delegate == "xnnpack",
+            use_gpu=options.delegate == "gpu", use_nnapi=options.delegate == "nnapi",
+            enable_op_profiling=options.op_profiling)
+        run = profile_on_device(self.device, path, bench_options, measure_energy=options.measure_energy,
+                                allow_charging=options.allow_charging, baseline_s=self.baseline_s,
+                                thermal_timeout_s=self.thermal_timeout_s, battery_temp_max_c=self.battery_temp_max_c,
+                                benchmark_binary=self.benchmark_binary)
+        b = run.benchmark
+        median_us = b.percentile("median") or b.inference_avg_us
+        latency = LatencyStats(
+            init_ms=(b.init_us or 0.0) / 1000.0, first_inference_ms=(b.first_inference_us or 0.0) / 1000.0,
+            mean_ms=b.inference_avg_us / 1000.0, median_ms=median_us / 1000.0,
+            p90_ms=(b.percentile("p90") or b.percentile("p95") or b.inference_max_us or b.inference_avg_us) / 1000.0,
+            std_ms=(b.inference_std_us or 0.0) / 1000.0, min_ms=(b.inference_min_us or b.inference_avg_us) / 1000.0,
+            max_ms=(b.inference_max_us or b.inference_avg_us) / 1000.0, count=b.inference_count or 0)
+        energy = None
+        if run.energy is not None:
+            e = run.energy
+            energy = EnergyResult(
+                energy_per_inference_mj=e.energy_per_inference_mj, inferences_per_joule=e.inferences_per_joule,
+                avg_power_mw=e.avg_power_mw, baseline_power_mw=e.baseline_power_mw, method=e.method,
+                source=run.source, uncertainty_mj=e.uncertainty_mj, sample_count=e.sample_count,
+                rails=tuple(RailEnergy(r.rail, r.energy_mj) for r in e.rails),
+                trace=tuple(PowerSample(t, p) for t, p in e.trace))
+        info = run.device_info
+        provenance = {
+            "device": info.serial, "model": info.model, "manufacturer": info.manufacturer, "soc": info.soc,
+            "android_release": info.android_release, "sdk": str(info.sdk), "abi": info.abi,
+            "thermal_before": run.before.thermal_status, "thermal_after": run.after.thermal_status,
+            "battery_before": f"{run.before.battery_level}% {run.before.battery_temp_c}C {run.before.charger}",
+            "battery_after": f"{run.after.battery_level}% {run.after.battery_temp_c}C {run.after.charger}",
+            "governor": run.before.governor, "affinity": run.command.split()[1] if run.command.startswith("taskset") else "",
+            "benchmark_binary": run.binary, "benchmark_binary_sha256": run.binary_sha256 or "device-provided",
+            "command": run.command, "energy_sources": ",".join(info.energy_sources),
+            "wall_s": f"{run.wall_s:.2f}", "warnings": "; ".join(run.warnings),
+            "tool_versions": json.dumps(tool_versions(), sort_keys=True)}
+        if run.energy is not None:
+            c = run.energy.conventions
+            provenance["gauge_conventions"] = (f"{c.current_unit}, discharge sign {c.current_sign_discharge:+d}"
+                                               f"{' (detected)' if c.detected else ' (profile)'}")
+            provenance["sample_rate_hz"] = f"{run.energy.sample_rate_hz:.1f}"
+        return Measurement(
+            target="android", device=info.serial, source=run.source, model_path=str(path),
+            model_sha256=run.model_push.sha256, size_kb=path.stat().st_size / 1024.0, latency=latency,
+            options=options, peak_memory_mb=b.peak_memory_mb, energy=energy,
+            op_profile=tuple(OpStat(o.node_type, o.avg_ms, o.percent, o.times_called, o.name) for o in b.op_profile),
+            throttled=run.throttled, provenance=tuple(sorted((k, v) for k, v in provenance.items() if v)))
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> "AndroidTarget":
+        return cls(args.device, backend=args.backend, adb_server=args.adb_server,
+                   benchmark_binary=args.benchmark_binary, thermal_timeout_s=args.thermal_timeout)
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("Android phones")
+    g.add_argument("--device", default=None, help="phone serial or HOST:PORT (e.g. a virtual phone 127.0.0.1:5555)")
+    g.add_argument("--backend", choices=("auto", "direct", "server"), default="auto",
+                   help="direct adb-shell connection, or through an adb server (default: auto)")
+    g.add_argument("--adb-server", default="127.0.0.1:5037", help="adb server HOST:PORT (default 127.0.0.1:5037)")
+    g.add_argument("--benchmark-binary", default=None, help="benchmark_model binary for the phone's ABI")
+    g.add_argument("--allow-charging", action="store_true", help="measure energy even while charging (unreliable)")
+    g.add_argument("--no-energy", action="store_true", help="do not measure energy")
+    g.add_argument("--thermal-timeout", type=float, default=60.0, help="seconds to wait for the phone to cool")
