@@ -105,18 +105,33 @@ class Connection(abc.ABC):
         return result
 
 
+def _tcp_transport(host: str, port: int):
+    """adb-shell's TCP transport, except that a closed socket is an error, not an endless "no data yet"
+    (adb-shell reads until its timeout when ``recv`` returns b"", so a vanished phone would hang a run)."""
+    from adb_shell.transport.tcp_transport import TcpTransport
+
+    class EofAwareTcpTransport(TcpTransport):
+        def bulk_read(self, numbytes, transport_timeout_s):
+            data = super().bulk_read(numbytes, transport_timeout_s)
+            if not data and numbytes:
+                raise ConnectionResetError(f"{host}:{port} closed the connection")
+            return data
+
+    return EofAwareTcpTransport(host, port)
+
+
 class AdbShellConnection(Connection):
     """adb-shell straight to adbd. Shell v1 carries no exit status, so each command is wrapped as
     ``sh -c '<command>'; echo <marker>$?`` and the marker line is parsed off."""
 
     def __init__(self, serial: str, timeout_s: float = 10.0):
-        from adb_shell.adb_device import AdbDeviceTcp, AdbDeviceUsb
+        from adb_shell.adb_device import AdbDevice, AdbDeviceUsb
 
         self.serial = serial
         self.timeout_s = timeout_s
         if _is_tcp(serial):
             host, _, port = serial.rpartition(":")
-            self._device = AdbDeviceTcp(host, int(port), default_transport_timeout_s=timeout_s)
+            self._device = AdbDevice(_tcp_transport(host, int(port)), default_transport_timeout_s=timeout_s)
         else:
             try:
                 self._device = AdbDeviceUsb(serial=serial, default_transport_timeout_s=timeout_s)
