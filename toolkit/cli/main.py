@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "clean",
     "fetch-benchmark",
     "virtual-phone",
+    "report",
+    "export",
 )
 
 

@@ -21,6 +21,16 @@ def _rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this program since exec (VmHWM). Not ru_maxrss: that includes the pages of the
+    parent this process was forked from, before exec replaced them."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _interpreter(path: str, threads: int, use_xnnpack: bool):
     try:
         from ai_edge_litert import interpreter as mod
@@ -64,7 +74,7 @@ def run(path: str, threads: int, warmup: int, runs: int, min_secs: float, use_xn
         t0 = time.perf_counter()
         interpreter.invoke()
         samples.append((time.perf_counter() - t0) * 1e3)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    peak_mb = peak_rss_mb()
     return {
         "init_ms": init_ms,
         "first_inference_ms": first_ms,

@@ -1,0 +1,141 @@
+"""``build_report``: the energy/latency report as one self-contained HTML page (figures embedded as base64
+PNG, no network fetches) plus the PNGs and CSVs beside it. Written into a temporary folder and moved into
+place at the end, so a failure leaves nothing half-written."""
+from __future__ import annotations
+
+import base64
+import html
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.errors import InvalidArgumentError
+from toolkit.report import figures, tables
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    out_dir: str
+    html_path: str
+    figures: tuple[str, ...]
+    csvs: tuple[str, ...]
+
+
+_CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}h1{font-size:1.5em}
+h2{font-size:1.15em;border-bottom:1px solid #ccc;margin-top:1.6em}table{border-collapse:collapse;font-size:12px}
+td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}th{background:#f3f3f3}img{max-width:100%}
+.note{color:#555;font-size:13px}.empty{color:#a33;font-style:italic}.kind-estimated{color:#777}"""
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(df, max_rows: int = 60) -> str:
+    return df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="n/a", border=0)
+
+
+def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet-report", run: str | None = None
+                 ) -> ReportResult:
+    """Build the report of the store ``db`` (or of one ``run``) into ``out_dir``."""
+    measurements, candidates = tables.load(db, run)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out {str(out)!r} is a file; pass a folder")
+    tmp = Path(tempfile.mkdtemp(prefix=".ferminet-report-", dir=out.parent if out.parent.exists() else None))
+    try:
+        sections, pngs, csvs = [], [], []
+
+        def figure(name: str, maker, *args, alt: str) -> str:
+            path = tmp / f"{name}.png"
+            maker(*args, path)
+            pngs.append(path.name)
+            return _img(path, alt)
+
+        def csv(name: str, df) -> None:
+            df.to_csv(tmp / f"{name}.csv", index=False)
+            csvs.append(f"{name}.csv")
+
+        summary = tables.summary(measurements)
+        if not summary.empty:
+            csv("measurements", summary)
+            samples = tables.latency_samples(measurements)
+            sections.append("<h2>Latency</h2>" + figure("latency", figures.latency_distribution, samples, summary,
+                                                         alt="latency distribution per model and device")
+                            + _table(summary[["label", "device", "source", "num_threads", "median_ms", "p90_ms",
+                                              "std_ms", "count", "peak_memory_mb"]]))
+            energy = summary.dropna(subset=["energy_mj"])
+            if not energy.empty:
+                kinds = sorted(set(energy["energy_kind"].dropna()))
+                sections.append(
+                    "<h2>Energy</h2><p class='note'>Each number carries its source: <b>measured</b> on a phone's "
+                    "battery counters, <b>virtual</b> from the virtual phone's power model, or <b>estimated</b> from "
+                    f"a device profile (never a measurement). Present here: {', '.join(kinds)}.</p>"
+                    + figure("energy", figures.energy_bars, summary, alt="energy per inference and inferences per joule")
+                    + _table(energy[["label", "device", "energy_mj", "energy_uncertainty_mj", "inferences_per_j",
+                                     "avg_power_mw", "energy_method", "energy_source", "energy_kind"]]))
+            else:
+                sections.append("<h2>Energy</h2><p class='empty'>No energy numbers in this selection.</p>")
+            traces = tables.power_traces(measurements)
+            if not traces.empty:
+                csv("power_traces", traces)
+                sections.append("<h2>Power trace</h2>" + figure("power_trace", figures.power_trace, traces,
+                                                                alt="power over the run"))
+            else:
+                sections.append("<h2>Power trace</h2><p class='empty'>No power samples: traces come from phones "
+                                "(measured or virtual); host profiles only estimate energy.</p>")
+            ops = tables.top_ops(measurements)
+            if not ops.empty:
+                csv("top_ops", ops)
+                sections.append("<h2>Top ops by latency</h2>" + figure("top_ops", figures.top_ops_bars, ops,
+                                                                       alt="top ops by latency") + _table(ops))
+            else:
+                sections.append("<h2>Top ops by latency</h2><p class='empty'>No per-op profile: profile on a phone "
+                                "with --op-profiling (the host and the virtual phone have no op profiler).</p>")
+        else:
+            sections.append("<h2>Measurements</h2><p class='empty'>No measurements in this selection.</p>")
+
+        cands = tables.candidates_table(candidates)
+        if not cands.empty:
+            csv("candidates", cands)
+            parts = ["<h2>Accuracy vs cost</h2><p class='note'>Prototype, synthesized networks and baselines; the "
+                     "line marks the Pareto front (no other network is both cheaper and more accurate).</p>"]
+            if cands["energy_mj"].notna().any():
+                kinds = ", ".join(sorted(set(cands["energy_kind"].dropna())))
+                parts.append(figure("accuracy_energy", figures.accuracy_scatter, cands.dropna(subset=["energy_mj"]),
+                                    "energy_mj", "pareto_energy", f"energy per inference (mJ, {kinds})",
+                                    alt="accuracy versus energy"))
+            parts.append(figure("accuracy_latency", figures.accuracy_scatter, cands, "latency_ms", "pareto_latency",
+                                "median latency (ms)", alt="accuracy versus latency"))
+            parts.append(_table(cands[cands["pareto_latency"] | cands["pareto_energy"]]))
+            sections.append("".join(parts))
+            prog = tables.synthesis_progress(candidates)
+            if not prog.empty:
+                csv("synthesis_progress", prog)
+                sections.append("<h2>Synthesis progress</h2>" + figure("progress", figures.progress, prog,
+                                                                       alt="synthesis progress per cycle")
+                                + _table(prog))
+        else:
+            sections.append("<h2>Accuracy vs cost</h2><p class='empty'>No synthesis candidates in this selection: "
+                            "run `ferminet synthesize`.</p>")
+        if not measurements.empty:
+            prov = tables.provenance(measurements)
+            csv("provenance", prov)
+            sections.append("<h2>Provenance</h2>" + _table(prov))
+        title = f"ferminet report — {html.escape(run) if run else html.escape(str(db))}"
+        page = (f"<!doctype html><html><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>{title}</title><style>{_CSS}</style>"
+                f"</head><body><h1>{title}</h1><p class='note'>Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+                f" from {len(measurements)} measurement(s) and {len(candidates)} candidate(s).</p>"
+                + "".join(sections) + "</body></html>")
+        (tmp / "report.html").write_text(page, encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.move(str(tmp), str(out))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ReportResult(str(out), str(out / "report.html"), tuple(str(out / p) for p in pngs),
+                        tuple(str(out / c) for c in csvs))
