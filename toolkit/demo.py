@@ -1,11 +1,13 @@
 """The embedded default job behind `ferminet demo`: no phone, no server, no flags needed.
 
-Trains the default prototype briefly on Fashion-MNIST, converts it to float32 and int8 TFLite
-(validated), profiles both on the host, and records everything in the results store.
+Starts a virtual Pixel 6 on loopback, runs a short generative synthesis of resnet20 on Fashion-MNIST against
+it (prototype -> two generator-inquisitor cycles, every candidate converted to validated int8 and measured
+on the virtual phone over ADB), builds the HTML energy report, and returns where everything is.
 """
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,85 +20,44 @@ log = logging.getLogger(__name__)
 class DemoConfig:
     out_dir: str = "ferminet-out"
     db: str = "ferminet.db"
+    profile: str = "pixel_6"
     prototype: str = "resnet20"
-    dataset: str = "fashion_mnist"
     n_train: int = 12_000
-    n_test: int = 2_000
-    epochs: int = 2
+    prototype_epochs: int = 2
+    cycles: int = 2
+    population: int = 4
     threads: int = 1
-    runs: int = 50
     seed: int = 0
 
 
 @dataclass(frozen=True)
-class DemoRow:
-    """One artifact of the demo: its accuracy and how it ran on the host."""
-
-    name: str
-    path: str
-    mode: str
-    top1: float
-    macs: int
-    params: int
-    size_kb: float
-    median_ms: float
-    latency_source: str
-    energy_mj: float | None
-    energy_source: str | None
-
-
-@dataclass(frozen=True)
 class DemoResult:
-    run_id: str
-    db: str
-    out_dir: str
-    rows: tuple[DemoRow, ...]
-    train_top1: float
-    eval_samples: int
+    synthesis: object  # SynthesisResult
+    report_html: str
+    device: str
 
 
 def run_demo(config: DemoConfig = DemoConfig()) -> DemoResult:
-    """Train -> convert (fp32, int8) -> profile on the host -> store. Returns the table rows."""
-    from toolkit.arch import build_model, count_macs, count_params, get_prototype
-    from toolkit.convert import convert_model
-    from toolkit.data import load_dataset
-    from toolkit.provenance import file_sha256
-    from toolkit.store import ModelRecord, Store, check_store_path
-    from toolkit.targets import HostTarget, ProfileOptions
-    from toolkit.train import TrainBudget, train
+    from android_harness.virtual import VirtualPhone
+    from toolkit.report import build_report
+    from toolkit.store import check_store_path
+    from toolkit.synthesis import SynthesisConfig, run_synthesis
 
     check_store_path(config.db)
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"The demo's output path is a file. Received: out={str(out)!r}")
+    run_dir = out / "synthesis"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # the demo always starts fresh; real runs resume with `synthesize --resume`
     out.mkdir(parents=True, exist_ok=True)
-
-    data = load_dataset(config.dataset, n_train=config.n_train, n_test=config.n_test, seed=config.seed)
-    spec = get_prototype(config.prototype, data.input_shape, data.num_classes)
-    model = build_model(spec, seed=config.seed)
-    trained = train(model, data, TrainBudget(epochs=config.epochs), seed=config.seed)
-    keras_path = out / f"{config.prototype}.keras"
-    model.save(keras_path)
-    macs, params = count_macs(model), count_params(model)
-
-    target = HostTarget()
-    options = ProfileOptions(num_threads=config.threads, num_runs=config.runs)
-    rows, records, measurements = [], [], []
-    for mode in ("fp32", "int8"):
-        path = out / f"{config.prototype}_{mode}.tflite"
-        conv = convert_model(model, data, path, mode=mode, keras_top1=trained.test_top1)
-        m = target.profile(path, options, macs=macs)
-        records.append(ModelRecord(
-            model_id=file_sha256(path), path=str(path.resolve()), format="tflite", name=path.stem,
-            quantization=mode, size_kb=conv.size_kb, macs=macs, params=params, dataset=data.name,
-            keras_top1=conv.keras_top1, tflite_top1=conv.tflite_top1, accuracy_drop_pt=conv.drop_pt,
-            eval_samples=conv.eval_samples, spec_json=spec.to_json()))
-        measurements.append(m)
-        rows.append(DemoRow(path.stem, str(path), mode, conv.tflite_top1, macs, params, conv.size_kb,
-                            m.latency.median_ms, m.source,
-                            m.energy.energy_per_inference_mj if m.energy else None,
-                            m.energy.source if m.energy else None))
-    with Store(config.db) as store:
-        run_id = store.record_run("demo", "ferminet demo", config.__dict__, models=tuple(records),
-                                  measurements=tuple(measurements))
-    return DemoResult(run_id, config.db, str(out), tuple(rows), trained.test_top1, len(data.x_test))
+    with VirtualPhone(config.profile) as phone:
+        synth = run_synthesis(SynthesisConfig(
+            prototype=config.prototype, dataset="fashion_mnist", target="android", device=phone.serial,
+            requirements=("accuracy_drop<=2.0pt",), objective="energy", cycles=config.cycles,
+            population=config.population, prototype_epochs=config.prototype_epochs, finetune_epochs=1,
+            n_train=config.n_train, finetune_n_train=config.n_train // 2, n_eval=1_000, threads=config.threads,
+            seed=config.seed), run_dir, config.db)
+        device = phone.serial
+    report = build_report(config.db, out / "report", run=synth.run_id)
+    return DemoResult(synth, report.html_path, device)

@@ -8,28 +8,30 @@ from toolkit.cli._common import positive_int
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="run the main job on embedded defaults (no phone needed)",
-                              description="Train the default prototype briefly on Fashion-MNIST, convert it to "
-                                          "validated int8 TFLite, profile it on the host, and print the table.")
-    p.add_argument("--out", default="ferminet-out", help="folder for models and reports (default ferminet-out)")
+                              description="Start a virtual Pixel 6, run a short generative synthesis of resnet20 on "
+                                          "Fashion-MNIST measured on it over ADB, and build the energy report.")
+    p.add_argument("--out", default="ferminet-out", help="folder for the run and the report (default ferminet-out)")
     p.add_argument("--db", default="ferminet.db", help="results store (default ./ferminet.db)")
-    p.add_argument("--epochs", type=positive_int, default=2, help="training epochs (default 2)")
-    p.add_argument("--threads", type=positive_int, default=1, help="host interpreter threads (default 1)")
+    p.add_argument("--profile", default="pixel_6", help="virtual phone's device profile (default pixel_6)")
+    p.add_argument("--cycles", type=positive_int, default=2)
+    p.add_argument("--population", type=positive_int, default=4)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from toolkit.cli.cmd_synthesize import print_candidates
     from toolkit.demo import DemoConfig, run_demo
 
-    result = run_demo(DemoConfig(out_dir=args.out, db=args.db, epochs=args.epochs, threads=args.threads))
-    header = f"{'model':<22}{'top-1':>8}{'MACs':>13}{'params':>10}{'size KB':>9}{'median ms':>11}  " \
-             f"{'latency source':<16}{'energy mJ':>10}  energy source"
-    print(header)
-    print("-" * len(header))
-    for r in result.rows:
-        energy = f"{r.energy_mj:.4f}" if r.energy_mj is not None else "n/a"
-        print(f"{r.name:<22}{r.top1:>8.2%}{r.macs:>13,}{r.params:>10,}{r.size_kb:>9.1f}{r.median_ms:>11.3f}  "
-              f"{r.latency_source:<16}{energy:>10}  {r.energy_source or ''}")
-    print(f"\ntop-1 on {result.eval_samples} Fashion-MNIST test images. Host energy is an ESTIMATE from the "
-          f"host device profile, not a measurement.")
-    print(f"models in {result.out_dir}/; results recorded as run {result.run_id} in {result.db}")
+    result = run_demo(DemoConfig(out_dir=args.out, db=args.db, profile=args.profile, cycles=args.cycles,
+                                 population=args.population))
+    s = result.synthesis
+    print(f"\nsynthesis run {s.run_id}: {len(s.candidates)} candidates measured on the virtual {args.profile} "
+          f"({result.device}), {len(s.feasible)} meet accuracy_drop<=2.0pt; {s.wall_s:.0f} s")
+    print_candidates([s.prototype] + ([s.best] if s.best else []))
+    if s.best:
+        print(f"best: {s.prototype.macs / s.best.macs:.1f}x fewer MACs, "
+              f"{s.best.energy_mj and s.prototype.energy_mj / s.best.energy_mj:.1f}x less energy per inference "
+              f"than the prototype ({s.best.energy_source})")
+    print("energy here is virtual: the virtual phone's power model driven by real CPU time, not a measurement")
+    print(f"results: {args.db} (run {s.run_id}); models: {s.out_dir}; report: {result.report_html}")
     return 0

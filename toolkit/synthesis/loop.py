@@ -154,12 +154,15 @@ class _Context:
         self.eval_data = data.subset(n_test=config.n_eval, seed=config.seed) if config.n_eval else data
         kwargs = {"device": config.device} if config.target == "android" else {}
         self.target = get_target(config.target, **kwargs)
+        if config.target == "android":
+            self.target.device.info()  # an unreachable phone fails now, not after training the prototype
         self.prototype_model = None
         self.importance: dict[str, np.ndarray] = {}
         self.l1: dict[str, np.ndarray] = {}
         self.space = None
         self.proto_int8_top1: float | None = None
         self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first result
+        self.progress = False
 
 
 def _seed(config: SynthesisConfig, cycle: int, index: int) -> int:
@@ -193,7 +196,7 @@ def _evaluate(ctx: _Context, spec, *, candidate_id: str, cycle: int, strategy: s
     elif train_from_scratch:
         model = build_model(spec, seed=seed if seed is not None else cfg.seed)
         train(model, ctx.data, TrainBudget(epochs=cfg.prototype_epochs), learning_rate=cfg.learning_rate,
-              seed=cfg.seed, progress=False)
+              seed=cfg.seed, progress=ctx.progress)
     else:
         model = build_model(spec, seed=seed if seed is not None else cfg.seed)
         inherit_weights(ctx.prototype_model, model, ctx.space, spec, importance)
@@ -204,8 +207,10 @@ def _evaluate(ctx: _Context, spec, *, candidate_id: str, cycle: int, strategy: s
     tflite_path = folder / f"{candidate_id}_int8.tflite"
     conv = convert_model(model, ctx.eval_data, tflite_path, mode="int8")
     macs, params = count_macs(model), count_params(model)
+    # On a phone the energy needs a run long enough for the power sampler (>= 1 s at ~20 Hz).
+    min_secs = 1.0 if cfg.target == "android" else 0.0
     m = ctx.target.profile(tflite_path, ProfileOptions(num_threads=cfg.threads, num_runs=cfg.profile_runs,
-                                                       warmup_runs=5))
+                                                       warmup_runs=5, min_secs=min_secs))
     m = dataclasses.replace(m, macs=macs)
     energy = m.energy
     result = CandidateResult(
@@ -301,6 +306,7 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
         run_id = None
     requirements = parse_requirements(config.requirements)
     ctx = _Context(config, out, requirements)  # loads data, reaches the target: fails before anything is written
+    ctx.progress = progress
 
     out.mkdir(parents=True, exist_ok=True)
     store = Store(db)

@@ -84,7 +84,8 @@ def test_bad_synthesis_input_leaves_store_intact(resumed_run, capsys, monkeypatc
     cases = [(["--prototype", "resnet99"], "Unknown prototype 'resnet99'"),
              (["--require", "speed<=3"], "Unknown requirement metric 'speed'"),
              (["--budget", "0"], "the budget must be > 0"),
-             (["--out", "run"], "already holds a synthesis run")]
+             (["--out", "run"], "already holds a synthesis run"),
+             (["--device", "127.0.0.1:1"], "No device answers at 127.0.0.1:1")]
     for extra, message in cases:
         try:
             code = main(["synthesize", "--out", "fresh", *extra, "--db", str(db)])

@@ -1,0 +1,78 @@
+"""Harness overhead on the virtual phone: wall time of one whole profile vs the benchmark's own timed inferences.
+
+For a 10 s benchmark (``--min_secs=10``) prints, per configuration, the median over repetitions of the wall
+time of ``profile_on_device`` (device info, cached pushes, thermal gate, snapshots, power sampler, parsing)
+divided by the timed-inference time the benchmark reports (count x average). Target <= 1.3x. Also the bytes a
+second push of the same model moves (target 0).
+
+    python benchmarks/harness_overhead.py [--secs 10] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def small_model(path: Path) -> Path:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+                              keras.layers.Conv2D(32, 3, strides=2, activation="relu"), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([np.random.rand(1, 28, 28, 1).astype("float32")] for _ in range(100))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    path.write_bytes(converter.convert())
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--secs", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", default="pixel_6")
+    args = parser.parse_args()
+
+    from android_harness.benchmark import BenchmarkOptions
+    from android_harness.connection import connect
+    from android_harness.deploy import push_cached
+    from android_harness.device import AndroidDevice
+    from android_harness.profile import profile_on_device
+    from android_harness.virtual import VirtualPhone
+
+    model = small_model(Path(tempfile.mkdtemp()) / "bench_int8.tflite")
+    rows = []
+    with VirtualPhone(args.profile) as phone:
+        device = AndroidDevice(connect(phone.serial))
+        first = push_cached(device, model)
+        second = push_cached(device, model)
+        for label, energy in (("latency + energy (2 s idle baseline)", True), ("latency only", False)):
+            ratios, walls, timed = [], [], []
+            for _ in range(args.repeats):
+                run = profile_on_device(device, model, BenchmarkOptions(num_threads=1, min_secs=args.secs),
+                                        measure_energy=energy)
+                b = run.benchmark
+                timed_s = b.inference_count * b.inference_avg_us / 1e6
+                walls.append(run.wall_s)
+                timed.append(timed_s)
+                ratios.append(run.wall_s / timed_s)
+            rows.append((label, statistics.median(walls), statistics.median(timed), statistics.median(ratios)))
+    print(f"virtual {args.profile}, --min_secs={args.secs:g}, median of {args.repeats} profiles each\n")
+    print(f"{'configuration':<38}{'wall s':>9}{'timed s':>9}{'wall/timed':>12}  target <= 1.3x")
+    for label, wall, timed_s, ratio in rows:
+        print(f"{label:<38}{wall:>9.2f}{timed_s:>9.2f}{ratio:>11.2f}x  {'met' if ratio <= 1.3 else 'missed'}")
+    print(f"\nfirst push moved {first.bytes_transferred} bytes; second push moved {second.bytes_transferred} bytes "
+          f"(cached: {second.cached}); target 0")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
