@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
                                  population=args.population))
     s = result.synthesis
     print(f"\nsynthesis run {s.run_id}: {len(s.candidates)} candidates measured on the virtual {args.profile} "
-          f"({result.device}), {len(s.feasible)} meet accuracy_drop<=2.0pt; {s.wall_s:.0f} s")
+          f"({result.device}), {len(s.feasible)} meet {' and '.join(DemoConfig.requirements)}; {s.wall_s:.0f} s")
     print_candidates([s.prototype] + ([s.best] if s.best else []))
     if s.best:
         print(f"best: {s.prototype.macs / s.best.macs:.1f}x fewer MACs, "

@@ -61,7 +61,7 @@ class SynthesisConfig:
     seed: int = 0
     width_options: tuple[float, ...] = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
     learning_rate: float = 2e-3
-    finetune_learning_rate: float = 1e-3
+    finetune_learning_rate: float = 2e-3
 
     def __post_init__(self) -> None:
         from toolkit.arch import PROTOTYPES
