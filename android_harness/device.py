@@ -49,6 +49,8 @@ class AndroidDevice:
         self.conn = connection
         self.serial = connection.serial
         self._props: dict[str, str] | None = None
+        self._clusters: tuple[CpuCluster, ...] | None = None
+        self._sources: tuple[str, ...] | None = None
 
     def shell(self, command: str, timeout_s: float = 30.0):
         return self.conn.shell(command, timeout_s)
@@ -68,7 +70,12 @@ class AndroidDevice:
         return parse_thermalservice(self.shell("dumpsys thermalservice").stdout)
 
     def clusters(self) -> tuple[CpuCluster, ...]:
-        """CPUs grouped by maximum frequency (one group per cluster), from cpufreq in sysfs."""
+        """CPUs grouped by maximum frequency (one group per cluster), from cpufreq in sysfs (read once)."""
+        if self._clusters is None:
+            self._clusters = self._read_clusters()
+        return self._clusters
+
+    def _read_clusters(self) -> tuple[CpuCluster, ...]:
         out = self.shell("for c in /sys/devices/system/cpu/cpu[0-9]*; do n=${c##*cpu}; "
                          "echo \"$n $(cat $c/cpufreq/cpuinfo_max_freq 2>/dev/null || echo 0) "
                          "$(cat $c/cpufreq/scaling_governor 2>/dev/null || echo unknown)\"; done").stdout
@@ -81,6 +88,11 @@ class AndroidDevice:
                      for freq, members in sorted(groups.items()))
 
     def energy_sources(self) -> tuple[str, ...]:
+        if self._sources is None:
+            self._sources = self._probe_sources()
+        return self._sources
+
+    def _probe_sources(self) -> tuple[str, ...]:
         out = self.shell("cat /sys/class/power_supply/battery/current_now /sys/class/power_supply/battery/voltage_now "
                          ">/dev/null 2>&1 && echo fuel_gauge; "
                          "[ -r /sys/class/power_supply/battery/charge_counter ] && echo charge_counter; "
@@ -111,7 +123,9 @@ class AndroidDevice:
             virtual_profile=name[: -len(VIRTUAL_SUFFIX)] if name.endswith(VIRTUAL_SUFFIX) else None)
 
     def governors(self) -> str:
-        return ",".join(sorted({c.governor for c in self.clusters()}))
+        """Current scaling governors (read fresh: they can change between runs)."""
+        out = self.shell("cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor 2>/dev/null").stdout.split()
+        return ",".join(sorted(set(out))) or "unknown"
 
     def snapshot(self) -> "DeviceState":
         battery = self.battery()

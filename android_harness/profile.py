@@ -44,6 +44,7 @@ class DeviceProfileRun:
     command: str
     source: str
     wall_s: float
+    thermal_wait_s: float = 0.0
     warnings: tuple[str, ...] = ()
 
 
@@ -77,7 +78,7 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
         pushed = push_cached(device, host_binary, kind="bin", suffix="", mode_exec=True)
         device_binary, binary_sha = pushed.remote_path, pushed.sha256
     model_push = push_cached(device, model_path)
-    ThermalGate(device, thermal_timeout_s, battery_temp_max_c).wait()
+    thermal_wait_s = ThermalGate(device, thermal_timeout_s, battery_temp_max_c).wait()
     before = device.snapshot()
     if measure_energy and "fuel_gauge" not in info.energy_sources:
         raise EnergyMeasurementError(f"{device.serial} exposes no fuel gauge (current_now/voltage_now); "
@@ -129,4 +130,4 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
         if energy.below_resolution:
             warnings.append("net power is within the measurement uncertainty")
     return DeviceProfileRun(bench, energy, before, after, throttled, info, model_push, device_binary, binary_sha,
-                            command, info.source, time.perf_counter() - started, tuple(warnings))
+                            command, info.source, time.perf_counter() - started, thermal_wait_s, tuple(warnings))
