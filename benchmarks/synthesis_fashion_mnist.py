@@ -7,6 +7,9 @@ prototype/synthesized ratios of MACs and inferences per joule. Targets (issue 4)
 <= 1.0 pt drop (stretch 20x), fewer MACs than every baseline at equal or better accuracy.
 
     python benchmarks/synthesis_fashion_mnist.py [--out bench-synth] [--cycles 4] [--population 6] ...
+
+Re-running with the same --out resumes every run (nothing is redone); a larger --cycles / --random-cycles extends
+the gensynth / random runs.
 """
 from __future__ import annotations
 
@@ -46,12 +49,14 @@ def main() -> int:
                   finetune_n_train=args.finetune_samples, n_eval=2_000)
     results = {"gensynth": run_synthesis(SynthesisConfig(strategy="gensynth", cycles=args.cycles,
                                                          population=args.population, **common),
-                                         out / "gensynth", db, resume=(out / "gensynth" / "run.json").exists())}
+                                         out / "gensynth", db, resume=(out / "gensynth" / "run.json").exists(),
+                                         cycles=args.cycles)}
     proto_path = str(out / "gensynth" / "prototype.keras")
     for strategy, cycles in (("random", args.random_cycles), ("width", 1), ("l1prune", 1)):
         results[strategy] = run_synthesis(SynthesisConfig(strategy=strategy, cycles=cycles, population=args.population,
                                                           prototype_path=proto_path, **common),
-                                          out / strategy, db, resume=(out / strategy / "run.json").exists())
+                                          out / strategy, db, resume=(out / strategy / "run.json").exists(),
+                                          cycles=cycles if strategy == "random" else None)
 
     data = load_dataset("fashion_mnist")
     target = HostTarget()

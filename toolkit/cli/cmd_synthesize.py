@@ -49,7 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--objective", choices=("netscore", "energy", "latency"), default="netscore")
     p.add_argument("--strategy", choices=("gensynth", "random", "width", "l1prune"), default="gensynth")
     p.add_argument("--budget", type=parse_budget, default=None, help="wall-time budget, e.g. 60m (default: none)")
-    p.add_argument("--cycles", type=positive_int, default=5)
+    p.add_argument("--cycles", type=positive_int, default=None,
+                   help="generator cycles (default 5); with --resume, extend the run to this many cycles")
     p.add_argument("--population", type=positive_int, default=8, help="candidates per cycle")
     p.add_argument("--prototype-epochs", type=positive_int, default=3)
     p.add_argument("--finetune-epochs", type=positive_int, default=2)
@@ -72,10 +73,12 @@ def run(args: argparse.Namespace) -> int:
         prototype=args.prototype, prototype_width=args.prototype_width, dataset=args.data,
         data_path=args.data_path, target="android" if args.device else args.target, device=args.device,
         requirements=tuple(args.require or ("accuracy_drop<=1.0pt",)), objective=args.objective,
-        strategy=args.strategy, cycles=args.cycles, population=args.population, budget_s=args.budget,
+        strategy=args.strategy, cycles=args.cycles or 5, population=args.population, budget_s=args.budget,
         prototype_epochs=args.prototype_epochs, finetune_epochs=args.finetune_epochs,
-        n_train=args.train_samples, finetune_n_train=args.finetune_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed)
-    result = run_synthesis(config, args.out, args.db, resume=args.resume)
+        n_train=args.train_samples, finetune_n_train=args.finetune_samples, n_eval=args.eval_samples,
+        threads=args.threads, seed=args.seed)
+    result = run_synthesis(config, args.out, args.db, resume=args.resume,
+                           cycles=args.cycles if args.resume else None)
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
           f"{len(result.candidates)} candidates, {len(result.feasible)} meet {', '.join(config.requirements)}")
     print_candidates([result.prototype] + ([result.best] if result.best else []))

@@ -280,8 +280,11 @@ def _proposals(ctx: _Context, generator, cycle: int) -> list[tuple[str, int | No
 
 
 def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path = "ferminet.db", *,
-                  resume: bool = False, progress: bool = True) -> SynthesisResult:
-    """Run (or resume) a synthesis run into ``out_dir`` and the store ``db``; see the module docstring."""
+                  resume: bool = False, progress: bool = True, cycles: int | None = None) -> SynthesisResult:
+    """Run (or resume) a synthesis run into ``out_dir`` and the store ``db``; see the module docstring.
+
+    With ``resume``, the run's own ``run.json`` config is used; ``cycles`` then extends a gensynth or random run
+    to that many cycles in total (stored back into ``run.json``)."""
     from toolkit.arch import get_prototype
     from toolkit.store import Store, check_store_path
     from toolkit.synthesis.generator import Generator
@@ -302,6 +305,18 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
         saved = json.loads(run_file.read_text())
         config = SynthesisConfig.from_dict(saved["config"])
         run_id = saved["run_id"]
+        if cycles is not None and cycles != config.cycles:
+            if config.strategy not in ("gensynth", "random"):
+                raise InvalidArgumentError(f"--cycles only extends gensynth and random runs; {str(out)!r} is a "
+                                           f"{config.strategy} run. Drop --cycles")
+            if cycles < config.cycles:
+                raise InvalidArgumentError(f"{str(out)!r} already runs {config.cycles} cycles; --cycles can only "
+                                           f"extend it. Received: {cycles}")
+            config = dataclasses.replace(config, cycles=cycles)
+            saved["config"] = config.to_dict()
+            tmp = run_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(saved, indent=2))
+            tmp.replace(run_file)
     else:
         run_id = None
     requirements = parse_requirements(config.requirements)

@@ -94,3 +94,14 @@ def test_bad_synthesis_input_leaves_store_intact(resumed_run, capsys, monkeypatc
         err = capsys.readouterr().err
         assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
     assert len(_candidate_ids(db)) == before
+
+
+def test_resume_with_more_cycles_extends_the_run(resumed_run):
+    ws, db, _, _ = resumed_run
+    shrink = ferminet("synthesize", "--cycles", "1", "--out", "run", "--db", db, "--resume", cwd=ws)
+    assert shrink.returncode != 0 and "can only extend it" in shrink.stderr
+    more = ferminet("synthesize", "--cycles", "3", "--out", "run", "--db", db, "--resume", cwd=ws)
+    assert more.returncode == 0, more.stderr[-2000:]
+    ids = [i for i in _candidate_ids(db) if not i.startswith("seed-")]  # generate's rows are not the run's
+    assert len(ids) == len(set(ids)) == 1 + 3 * 2 and {"c002-00", "c002-01"} <= set(ids)
+    assert '"cycles": 3' in (ws / "run" / "run.json").read_text()
