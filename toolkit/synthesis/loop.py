@@ -279,6 +279,12 @@ def _proposals(ctx: _Context, generator, cycle: int) -> list[tuple[str, int | No
     return out
 
 
+def _write_run_file(run_file: Path, run_id: str, config: SynthesisConfig, db) -> None:
+    tmp = run_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"run_id": run_id, "config": config.to_dict(), "db": str(db)}, indent=2))
+    tmp.replace(run_file)  # atomic: a kill never leaves a half-written run.json
+
+
 def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path = "ferminet.db", *,
                   resume: bool = False, progress: bool = True, cycles: int | None = None) -> SynthesisResult:
     """Run (or resume) a synthesis run into ``out_dir`` and the store ``db``; see the module docstring.
@@ -313,10 +319,7 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
                 raise InvalidArgumentError(f"{str(out)!r} already runs {config.cycles} cycles; --cycles can only "
                                            f"extend it. Received: {cycles}")
             config = dataclasses.replace(config, cycles=cycles)
-            saved["config"] = config.to_dict()
-            tmp = run_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(saved, indent=2))
-            tmp.replace(run_file)
+            _write_run_file(run_file, run_id, config, db)
     else:
         run_id = None
     requirements = parse_requirements(config.requirements)
@@ -329,9 +332,7 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
         if run_id is None:
             run_id = store.start_run("synthesis", command=f"synthesize --strategy {config.strategy}",
                                      options=config.to_dict(), name=str(out))
-            tmp = run_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"run_id": run_id, "config": config.to_dict(), "db": str(db)}, indent=2))
-            tmp.replace(run_file)
+            _write_run_file(run_file, run_id, config, db)
         else:
             store.get_run(run_id)
         done = {r["candidate_id"]: r for r in store.query(
