@@ -20,15 +20,16 @@ def parse_budget(text: str) -> float:
 
 def print_candidates(rows, header: bool = True) -> None:
     if header:
-        print(f"{'candidate':<12}{'spec':<14}{'int8 top-1':>11}{'MACs':>13}{'params':>10}{'KB':>8}{'ms':>9}"
-              f"{'energy mJ':>11}  {'source':<20}{'U':>7}  ok")
+        print(f"{'candidate':<12}{'spec':<14}{'int8 top-1':>11}{'MACs':>13}{'params':>10}{'KB':>8}{'latency ms':>11}"
+              f"{'energy mJ':>11}  {'latency / energy source':<34}{'U':>7}  ok")
     for c in rows:
         if c.status != "ok":
             print(f"{c.candidate_id:<12}{c.spec_hash:<14}  failed: {c.failure_reason}")
             continue
         energy = f"{c.energy_mj:.4f}" if c.energy_mj is not None else "n/a"
         print(f"{c.candidate_id:<12}{c.spec_hash:<14}{c.int8_top1:>11.2%}{c.macs:>13,}{c.params:>10,}"
-              f"{c.size_kb:>8.1f}{c.latency_ms:>9.3f}{energy:>11}  {c.energy_source or '':<20}{c.score:>7.1f}  "
+              f"{c.size_kb:>8.1f}{c.latency_ms:>11.3f}{energy:>11}  "
+              f"{(c.latency_source or '?') + ' / ' + (c.energy_source or 'n/a'):<34}{c.score:>7.1f}  "
               f"{'yes' if c.feasible else 'no: ' + (c.failure_reason or '')}")
 
 
