@@ -7,8 +7,14 @@ Channels are chosen by importance (the inquisitor's ranking, or L1 norms for the
 - depthwise layers keep the channels of their input;
 - a different kernel size takes the centre of the parent kernel (or pads it with zeros).
 Layers with no same-named parent layer keep their random initialisation.
+
+:func:`channel_plan` is the one place that decides which parent channels a child keeps; weight inheritance
+(:func:`inherit_weights`) and the weight-sharing supernet's channel masks (:mod:`toolkit.synthesis.supernet`)
+both read it, so a sub-network extracted from the supernet computes exactly what the masked supernet computed.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +26,25 @@ OUTPUT_ROLES = {"conv_bn_relu": ("conv",), "resnet_basic": ("conv2", "short"), "
                 "depthwise_separable": ("pw",)}
 BN_OF = {"conv": "bn", "conv1": "bn1", "conv2": "bn2", "short": "short_bn", "expand": "expand_bn", "dw": "dw_bn",
          "project": "project_bn", "pw": "pw_bn"}
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """Which parent channels one weight layer of the child keeps.
+
+    ``in_idx``: parent input channels (rows of a dense kernel); ``out_idx``: parent output channels, or None
+    for a depthwise layer (it keeps its input channels); ``bn``: the batch-norm layer that follows (or None)."""
+
+    layer: str
+    kind: str  # "conv" | "depthwise" | "dense"
+    in_idx: np.ndarray
+    out_idx: np.ndarray | None
+    bn: str | None
+
+    @property
+    def channels(self) -> np.ndarray:
+        """The parent channels this layer's output (and its batch norm) carries."""
+        return self.in_idx if self.out_idx is None else self.out_idx
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -46,6 +71,49 @@ def group_channel_sets(space: DecisionSpace, child: ArchSpec, importance: dict[s
     return sets
 
 
+def channel_plan(space: DecisionSpace, child_spec: ArchSpec, importance: dict[str, np.ndarray]) -> list[LayerPlan]:
+    """The parent channels of every weight layer of the child's *active* blocks, in data-flow order."""
+    sets = group_channel_sets(space, child_spec, importance)
+    plan: list[LayerPlan] = []
+
+    def conv(name: str, in_idx, out_idx, kind: str = "conv") -> None:
+        block, _, role = name.rpartition("_")
+        plan.append(LayerPlan(name, kind, in_idx, out_idx, f"{block}_{BN_OF[role]}"))
+
+    in_idx = np.arange(child_spec.input_shape[-1])
+    for block in child_spec.active_blocks:
+        n = block.name
+        group = space.group_of(n)
+        out_idx = sets.get(group) if group else None
+        if block.kind == "conv_bn_relu":
+            conv(f"{n}_conv", in_idx, out_idx)
+            in_idx = out_idx
+        elif block.kind == "resnet_basic":
+            mid = _top(importance.get(f"{n}_conv1", np.ones(block.filters)), block.filters)
+            conv(f"{n}_conv1", in_idx, mid)
+            conv(f"{n}_conv2", mid, out_idx)
+            if block.stride != 1 or len(in_idx) != block.filters:
+                conv(f"{n}_short", in_idx, out_idx)
+            in_idx = out_idx
+        elif block.kind == "inverted_residual":
+            hidden = in_idx
+            if block.expansion > 1:
+                k = len(in_idx) * block.expansion
+                scores = importance.get(f"{n}_expand")
+                hidden = _top(scores, k) if scores is not None else np.arange(k)
+                conv(f"{n}_expand", in_idx, hidden)
+            conv(f"{n}_dw", hidden, None, "depthwise")
+            conv(f"{n}_project", hidden, out_idx)
+            in_idx = out_idx
+        elif block.kind == "depthwise_separable":
+            conv(f"{n}_dw", in_idx, None, "depthwise")
+            conv(f"{n}_pw", in_idx, out_idx)
+            in_idx = out_idx
+        elif block.kind == "classifier":
+            plan.append(LayerPlan(f"{n}_dense", "dense", in_idx, None, None))
+    return plan
+
+
 def _fit_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
     k = kernel.shape[0]
     if k == size:
@@ -62,75 +130,29 @@ def _fit_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
 def inherit_weights(parent, child, space: DecisionSpace, child_spec: ArchSpec,
                     importance: dict[str, np.ndarray]) -> int:
     """Copy selected parent weights into ``child`` (in place). Returns how many layers inherited."""
-    sets = group_channel_sets(space, child_spec, importance)
-    parent_layers = {l.name: l for l in parent.layers}
-    child_layers = {l.name: l for l in child.layers}
+    parent_layers = {layer.name: layer for layer in parent.layers}
+    child_layers = {layer.name: layer for layer in child.layers}
     copied = 0
-
-    def copy_conv(name: str, in_idx: np.ndarray, out_idx: np.ndarray | None, depthwise: bool = False) -> None:
-        nonlocal copied
-        if name not in parent_layers or name not in child_layers:
-            return
-        (kernel,) = parent_layers[name].get_weights()[:1]
-        target_shape = child_layers[name].get_weights()[0].shape
-        kernel = _fit_kernel(kernel, target_shape[0])
-        kernel = kernel[:, :, in_idx]
-        if not depthwise:
-            kernel = kernel[..., out_idx]
-        if kernel.shape == target_shape:
-            child_layers[name].set_weights([kernel])
+    for p in channel_plan(space, child_spec, importance):
+        if p.layer not in parent_layers or p.layer not in child_layers:
+            continue
+        if p.kind == "dense":
+            kernel, bias = parent_layers[p.layer].get_weights()
+            child_layers[p.layer].set_weights([kernel[p.in_idx], bias])
             copied += 1
-
-    def copy_bn(name: str, idx: np.ndarray) -> None:
-        nonlocal copied
-        if name in parent_layers and name in child_layers:
-            weights = [w[idx] for w in parent_layers[name].get_weights()]
-            if weights[0].shape == child_layers[name].get_weights()[0].shape:
-                child_layers[name].set_weights(weights)
-                copied += 1
-
-    in_idx = np.arange(child_spec.input_shape[-1])
-    for block in child_spec.active_blocks:
-        n = block.name
-        group = space.group_of(n)
-        out_idx = sets.get(group) if group else None
-        if block.kind == "conv_bn_relu":
-            copy_conv(f"{n}_conv", in_idx, out_idx)
-            copy_bn(f"{n}_bn", out_idx)
-            in_idx = out_idx
-        elif block.kind == "resnet_basic":
-            mid = _top(importance.get(f"{n}_conv1", np.ones(block.filters)), block.filters)
-            copy_conv(f"{n}_conv1", in_idx, mid)
-            copy_bn(f"{n}_bn1", mid)
-            copy_conv(f"{n}_conv2", mid, out_idx)
-            copy_bn(f"{n}_bn2", out_idx)
-            copy_conv(f"{n}_short", in_idx, out_idx)
-            copy_bn(f"{n}_short_bn", out_idx)
-            in_idx = out_idx
-        elif block.kind == "inverted_residual":
-            hidden = in_idx
-            if block.expansion > 1:
-                k = len(in_idx) * block.expansion
-                scores = importance.get(f"{n}_expand")
-                hidden = _top(scores, k) if scores is not None else np.arange(k)
-                copy_conv(f"{n}_expand", in_idx, hidden)
-                copy_bn(f"{n}_expand_bn", hidden)
-            copy_conv(f"{n}_dw", hidden, None, depthwise=True)
-            copy_bn(f"{n}_dw_bn", hidden)
-            copy_conv(f"{n}_project", hidden, out_idx)
-            copy_bn(f"{n}_project_bn", out_idx)
-            in_idx = out_idx
-        elif block.kind == "depthwise_separable":
-            copy_conv(f"{n}_dw", in_idx, None, depthwise=True)
-            copy_bn(f"{n}_dw_bn", in_idx)
-            copy_conv(f"{n}_pw", in_idx, out_idx)
-            copy_bn(f"{n}_pw_bn", out_idx)
-            in_idx = out_idx
-        elif block.kind == "classifier":
-            name = f"{n}_dense"
-            if name in parent_layers and name in child_layers:
-                kernel, bias = parent_layers[name].get_weights()
-                child_layers[name].set_weights([kernel[in_idx], bias])
+            continue
+        (kernel,) = parent_layers[p.layer].get_weights()[:1]
+        target_shape = child_layers[p.layer].get_weights()[0].shape
+        kernel = _fit_kernel(kernel, target_shape[0])[:, :, p.in_idx]
+        if p.out_idx is not None:
+            kernel = kernel[..., p.out_idx]
+        if kernel.shape == target_shape:
+            child_layers[p.layer].set_weights([kernel])
+            copied += 1
+        if p.bn in parent_layers and p.bn in child_layers:
+            weights = [w[p.channels] for w in parent_layers[p.bn].get_weights()]
+            if weights[0].shape == child_layers[p.bn].get_weights()[0].shape:
+                child_layers[p.bn].set_weights(weights)
                 copied += 1
     return copied
 
