@@ -22,7 +22,12 @@ CONV_ROLES = {
 }
 
 
-def _block(x, b: BlockSpec, num_classes: int, init):
+def _no_hook(x, bn_name: str):
+    return x
+
+
+def _block(x, b: BlockSpec, num_classes: int, init, post_bn=_no_hook):
+    """``post_bn(x, bn_layer_name)`` is applied to every batch-norm output (the supernet masks channels there)."""
     from keras import layers
 
     n = b.name
@@ -30,15 +35,18 @@ def _block(x, b: BlockSpec, num_classes: int, init):
         x = layers.Conv2D(b.filters, b.kernel, b.stride, padding="same", use_bias=False,
                           kernel_initializer=init(), name=f"{n}_conv")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn")(x)
+        x = post_bn(x, f"{n}_bn")
         return layers.ReLU(name=f"{n}_relu")(x)
     if b.kind == "depthwise_separable":
         x = layers.DepthwiseConv2D(b.kernel, b.stride, padding="same", use_bias=False,
                                    depthwise_initializer=init(), name=f"{n}_dw")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_dw_bn")(x)
+        x = post_bn(x, f"{n}_dw_bn")
         x = layers.ReLU(name=f"{n}_dw_relu")(x)
         x = layers.Conv2D(b.filters, 1, padding="same", use_bias=False, kernel_initializer=init(),
                           name=f"{n}_pw")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_pw_bn")(x)
+        x = post_bn(x, f"{n}_pw_bn")
         return layers.ReLU(name=f"{n}_pw_relu")(x)
     if b.kind == "inverted_residual":
         inp = x
@@ -47,14 +55,17 @@ def _block(x, b: BlockSpec, num_classes: int, init):
             x = layers.Conv2D(c_in * b.expansion, 1, padding="same", use_bias=False, kernel_initializer=init(),
                               name=f"{n}_expand")(x)
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_expand_bn")(x)
+            x = post_bn(x, f"{n}_expand_bn")
             x = layers.ReLU(6.0, name=f"{n}_expand_relu")(x)
         x = layers.DepthwiseConv2D(b.kernel, b.stride, padding="same", use_bias=False,
                                    depthwise_initializer=init(), name=f"{n}_dw")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_dw_bn")(x)
+        x = post_bn(x, f"{n}_dw_bn")
         x = layers.ReLU(6.0, name=f"{n}_dw_relu")(x)
         x = layers.Conv2D(b.filters, 1, padding="same", use_bias=False, kernel_initializer=init(),
                           name=f"{n}_project")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_project_bn")(x)
+        x = post_bn(x, f"{n}_project_bn")
         if b.stride == 1 and c_in == b.filters:
             x = layers.Add(name=f"{n}_add")([inp, x])
         return x
@@ -64,15 +75,18 @@ def _block(x, b: BlockSpec, num_classes: int, init):
         x = layers.Conv2D(b.filters, b.kernel, b.stride, padding="same", use_bias=False,
                           kernel_initializer=init(), name=f"{n}_conv1")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn1")(x)
+        x = post_bn(x, f"{n}_bn1")
         x = layers.ReLU(name=f"{n}_relu1")(x)
         x = layers.Conv2D(b.filters, b.kernel, padding="same", use_bias=False, kernel_initializer=init(),
                           name=f"{n}_conv2")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn2")(x)
+        x = post_bn(x, f"{n}_bn2")
         shortcut = inp
         if b.stride != 1 or c_in != b.filters:
             shortcut = layers.Conv2D(b.filters, 1, b.stride, padding="same", use_bias=False,
                                      kernel_initializer=init(), name=f"{n}_short")(inp)
             shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_short_bn")(shortcut)
+            shortcut = post_bn(shortcut, f"{n}_short_bn")
         x = layers.Add(name=f"{n}_add")([shortcut, x])
         return layers.ReLU(name=f"{n}_relu2")(x)
     if b.kind == "pool":
@@ -85,8 +99,12 @@ def _block(x, b: BlockSpec, num_classes: int, init):
     return layers.Dense(num_classes, kernel_initializer=init(), name=f"{n}_dense")(x)
 
 
-def build_model(spec: ArchSpec, seed: int | None = None):
+def build_model(spec: ArchSpec, seed: int | None = None, *, post_bn=None, gate=None, extra_inputs=()):
     """A fresh (randomly initialised) Keras model for ``spec``; ``seed`` makes the init reproducible.
+
+    The weight-sharing supernet (``toolkit.synthesis.supernet``) builds the same layers through the hooks:
+    ``post_bn(x, bn_name)`` after every batch norm, ``gate(block_input, block_output, block)`` around every block
+    (returns the tensor passed on), and ``extra_inputs`` (its mask inputs) after the image input.
 
     >>> model = build_model(get_prototype("resnet20", (28, 28, 1), 10), seed=0)   # doctest: +SKIP
     """
@@ -100,5 +118,6 @@ def build_model(spec: ArchSpec, seed: int | None = None):
     inputs = keras.Input(spec.input_shape, name="input")
     x = inputs
     for block in spec.active_blocks:
-        x = _block(x, block, spec.num_classes, init)
-    return keras.Model(inputs, x, name=spec.name)
+        y = _block(x, block, spec.num_classes, init, post_bn or _no_hook)
+        x = gate(x, y, block) if gate is not None else y
+    return keras.Model([inputs, *extra_inputs] if extra_inputs else inputs, x, name=spec.name)
