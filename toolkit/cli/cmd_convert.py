@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("--io", dest="io_dtype", choices=("int8", "uint8", "float32"), default="int8",
                    help="input/output tensor type of an int8 model (default int8)")
     add_data_arguments(p)
-    p.add_argument("--out", required=True, help="the .tflite file to write")
+    p.add_argument("--out", required=True, help="the .tflite file to write (an existing file only with --force)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
     p.add_argument("--max-drop", type=float, default=None, metavar="PT",
                    help="fail when top-1 drops more than PT percentage points")
     p.add_argument("--eval-samples", type=positive_int, default=None, help="validate on the first N test images "
@@ -31,13 +32,16 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.convert import convert_model, load_keras_model
     from toolkit.data import load_dataset
     from toolkit.provenance import file_sha256
-    from toolkit.store import ModelRecord, Store, check_store_path
+    from toolkit.safe_io import check_output_file
+    from toolkit.store import ModelRecord, Store, check_store_writable
 
-    check_store_path(args.db)
+    check_store_writable(args.db)  # before any work: a result that cannot be recorded is never made
+    check_output_file(args.out, force=args.force, inputs=(args.model, args.db))
     model = load_keras_model(args.model)
     data = load_dataset(args.data, path=args.data_path)
     result = convert_model(model, data, args.out, args.mode, io_dtype=args.io_dtype, max_drop_pt=args.max_drop,
-                           eval_samples=args.eval_samples, representative_samples=args.representative_samples)
+                           eval_samples=args.eval_samples, representative_samples=args.representative_samples,
+                           overwrite=args.force)
     record = ModelRecord(
         model_id=file_sha256(result.path), path=str(Path(result.path).resolve()), format="tflite",
         name=Path(result.path).stem, quantization=result.mode, size_kb=result.size_kb, dataset=data.name,

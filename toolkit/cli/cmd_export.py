@@ -13,17 +13,24 @@ def register(subparsers) -> None:
     p.add_argument("model", help=".tflite (float32/uint8 input, 3 channels) or .keras (with --data)")
     p.add_argument("--labels", default=None, help="labels file, one class per line (default: the dataset's names)")
     p.add_argument("--data", default=None, help="dataset of a .keras model (calibration and validation)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (new or empty; else --force)")
     p.add_argument("--name", default=None)
     p.add_argument("--description", default="")
     p.add_argument("--version", default="1.0")
     p.add_argument("--author", default="")
     p.add_argument("--license", default="")
     p.add_argument("--android-assets", default=None, metavar="APP_MODULE",
-                   help="also copy the model and labels into APP_MODULE/src/main/assets")
+                   help="also copy the model and labels into APP_MODULE/src/main/assets (existing ones only with "
+                        "--force)")
     p.add_argument("--db", default="ferminet.db", help="store to take measured numbers from")
     p.add_argument("--allow-grayscale", action="store_true", help="export a 1-channel .tflite as it is")
-    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out / accept any assets folder")
+    p.add_argument("--allow-logits", action="store_true",
+                   help="export a .tflite whose output is not a softmax as it is (apps then get logits, not "
+                        "probabilities)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty --out, replace the model/labels already in the app's assets, or "
+                        "accept an assets folder that does not look like an app module (only the exported files "
+                        "are replaced)")
     p.set_defaults(func=run)
 
 
@@ -33,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     r = export_model(args.model, args.out, labels=args.labels, dataset=args.data, name=args.name,
                      description=args.description, version=args.version, author=args.author, license=args.license,
                      android_assets=args.android_assets, db=args.db, allow_grayscale=args.allow_grayscale,
-                     force=args.force)
+                     allow_logits=args.allow_logits, force=args.force)
     print(f"wrote {r.tflite_path} (with metadata), {r.labels_path}, {r.model_card_path}")
     if r.android_assets:
         print(f"copied model and labels into {r.android_assets}")

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from toolkit.convert import load_interpreter
-    from toolkit.store import Store, check_store_path
+    from toolkit.store import Store, check_store_writable
     from toolkit.targets import HostTarget, ProfileOptions
 
     options = ProfileOptions(
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         delegate=args.delegate, op_profiling=args.op_profiling,
         measure_energy=not getattr(args, "no_energy", False),
         allow_charging=getattr(args, "allow_charging", False))
-    check_store_path(args.db)
+    check_store_writable(args.db)  # before any work: a result that cannot be recorded is never made
     load_interpreter(args.model)  # a bad model fails here, before any target or device is touched
     target_name = args.target or ("android" if getattr(args, "device", None) else "host")
     if target_name == "android":

@@ -15,13 +15,13 @@ import io
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from toolkit import safe_io
 from toolkit.convert.interpreter import evaluate_tflite, inspect_tflite
 from toolkit.data import Dataset
 from toolkit.errors import AccuracyDropError, ConversionError, InvalidArgumentError, ModelFileError
@@ -121,12 +121,14 @@ def _tflite_bytes(model, data: Dataset, mode: str, io_dtype: str, representative
 
 def convert_model(model, data: Dataset, out_path: str | Path, mode: str = "int8", *, io_dtype: str = "int8",
                   max_drop_pt: float | None = None, eval_samples: int | None = None,
-                  representative_samples: int = 200, keras_top1: float | None = None) -> ConversionResult:
+                  representative_samples: int = 200, keras_top1: float | None = None,
+                  overwrite: bool = True) -> ConversionResult:
     """Convert a Keras model (object or ``.keras`` path) to TFLite and validate it on ``data.x_test``.
 
     ``eval_samples`` limits the validation to the first N test images (default: all). ``keras_top1``
     may be passed when it is already known for the same samples. Raises AccuracyDropError when the
-    drop exceeds ``max_drop_pt`` percentage points.
+    drop exceeds ``max_drop_pt`` percentage points. ``overwrite=False`` refuses an existing ``out_path`` (the CLI
+    does without --force); it is never the input model nor a folder. The file gets normal permissions (umask).
 
     >>> cr = convert_model(model, load_dataset("fashion_mnist"), "m.tflite", mode="int8")  # doctest: +SKIP
     >>> cr.drop_pt <= 0.3                                                                    # doctest: +SKIP
@@ -144,6 +146,8 @@ def convert_model(model, data: Dataset, out_path: str | Path, mode: str = "int8"
             f"Received: representative_samples={representative_samples}")
     if max_drop_pt is not None and max_drop_pt < 0:
         raise InvalidArgumentError(f"max_drop_pt must be >= 0. Received: max_drop_pt={max_drop_pt!r}")
+    out = safe_io.check_output_file(out_path, force=overwrite,
+                                    inputs=(model,) if isinstance(model, (str, Path)) else ())
     if isinstance(model, (str, Path)):
         model = load_keras_model(model)
     expected = tuple(int(d) for d in model.input_shape[1:])
@@ -151,9 +155,6 @@ def convert_model(model, data: Dataset, out_path: str | Path, mode: str = "int8"
         raise InvalidArgumentError(
             f"The model takes inputs of shape {expected} but dataset {data.name!r} has {data.input_shape}. "
             f"Convert with the dataset the model was trained on")
-    out = Path(out_path)
-    if not out.parent.exists():
-        raise InvalidArgumentError(f"The output folder does not exist. Received: out={str(out)!r}; create it first")
 
     n = len(data.x_test) if eval_samples is None else min(int(eval_samples), len(data.x_test))
     x, y = data.x_test[:n], data.y_test[:n]
@@ -163,9 +164,10 @@ def convert_model(model, data: Dataset, out_path: str | Path, mode: str = "int8"
         keras_top1 = evaluate_keras(model, x, y)
 
     content = _tflite_bytes(model, data, mode, io_dtype, representative_samples)
-    fd, tmp_name = tempfile.mkstemp(suffix=".tflite", dir=out.parent, prefix=f".{out.name}.")
+    safe_io.remove_stale_temps(out.parent)
+    tmp_name = str(safe_io.temp_path(out))
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp_name, "wb") as fh:
             fh.write(content)
         info = inspect_tflite(tmp_name)
         if mode == "int8" and not info.fully_int8:
@@ -181,7 +183,7 @@ def convert_model(model, data: Dataset, out_path: str | Path, mode: str = "int8"
                 f"{tflite_top1:.2%} on {n} test images), over the allowed {max_drop_pt} pt. "
                 f"Use more --representative-samples, quantization-friendly layers (ReLU6, BatchNorm folded), "
                 f"--mode fp16/dynamic, or raise --max-drop")
-        os.replace(tmp_name, out)
+        safe_io.publish(tmp_name, out)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)

@@ -29,6 +29,7 @@ class ImageClassifierMetadata:
     norm_mean: float
     norm_std: float
     channels: int
+    probabilities: bool = True  # the output is a softmax (else logits, exported with allow_logits)
 
 
 def _schemas():
@@ -66,7 +67,9 @@ def build_metadata(m: ImageClassifierMetadata) -> bytes:
     out_content.contentPropertiesType = meta.ContentProperties.FeatureProperties
     out_content.contentProperties = meta.FeaturePropertiesT()
     out = meta.TensorMetadataT()
-    out.name, out.description = "score", "Score of each class (logits)"
+    out.name = "score"
+    out.description = ("Probability of each class (softmax, sums to 1)" if m.probabilities
+                       else "Score of each class (logits, not probabilities)")
     out.content, out.associatedFiles = out_content, [labels]
     subgraph = meta.SubGraphMetadataT()
     subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = [inp], [out]

@@ -8,12 +8,20 @@ Tables
 ``candidates``    one row per synthesis candidate (written by ``toolkit.synthesis``)
 
 Every write is one transaction, so an error mid-command leaves nothing half-written.
+
+A store is recognised before anything is written to it: its ``application_id`` is :data:`APPLICATION_ID` and
+its ``user_version`` the schema version (stores written before the version was stamped are recognised by their
+``meta`` table and tables, and stamped on their next write). Any other SQLite database is refused and left
+byte for byte as it was; a store of a newer schema asks for a newer ferminet. An existing store is opened
+read-only (``mode=ro``) and reopened for writing only when something is written, so read-only stores can be
+reported on.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -29,6 +37,8 @@ from toolkit.targets.base import Measurement
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+APPLICATION_ID = 0x46524D4E  # "FRMN" in the SQLite header: this file is a ferminet results store
+_TABLES = frozenset({"meta", "runs", "models", "measurements", "candidates"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -124,6 +134,39 @@ CREATE INDEX IF NOT EXISTS candidates_run ON candidates(run_id, cycle);
 """
 
 
+def _schema_columns() -> dict[str, list[tuple[str, str]]]:
+    """{table: [(column, its definition for ALTER TABLE ADD COLUMN)]} of the current schema."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(_SCHEMA)
+        out = {}
+        for (table,) in mem.execute("SELECT name FROM sqlite_master WHERE type='table' AND name != 'sqlite_sequence'"):
+            cols = []
+            for _, name, type_, notnull, default, pk in mem.execute(f"PRAGMA table_info({table})"):
+                if pk:
+                    continue
+                spec = f"{name} {type_}".strip()
+                if default is not None:
+                    spec += f" DEFAULT {default}"
+                if notnull and default is not None:
+                    spec += " NOT NULL"
+                cols.append((name, spec))
+            out[table] = cols
+        return out
+    finally:
+        mem.close()
+
+
+def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Columns of the current schema that the store's existing tables lack (added by later releases)."""
+    missing = []
+    for table, cols in _schema_columns().items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if have:
+            missing += [(table, spec) for name, spec in cols if name not in have]
+    return missing
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """A model artifact as the store knows it. ``model_id`` is the SHA-256 of the file."""
@@ -155,19 +198,143 @@ class Store:
     ...     run_id = store.start_run("profile", command="ferminet profile m.tflite")
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0):
         self.path = check_store_path(path)
+        self._timeout_s = timeout_s
+        self._writable = False
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            # An existing file: look before touching. The read-only connection never changes its bytes.
+            self._conn = self._connect(readonly=True)
+            try:
+                self._check_is_store(self._conn)
+            except BaseException:
+                self._conn.close()
+                raise
+        else:
+            self._conn = self._connect(readonly=False)
+            self._make_writable()
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            if readonly:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, timeout=self._timeout_s, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA schema_version").fetchone()
+                except sqlite3.OperationalError as exc:
+                    wal = Path(f"{self.path}-wal")
+                    if "unable to open" not in str(exc) or (wal.is_file() and wal.stat().st_size > 0):
+                        raise
+                    # A WAL store in a read-only folder: SQLite cannot make its -shm file. With no -wal file
+                    # every page is in the main file, and nobody can write there: read it as immutable.
+                    conn.close()
+                    conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, timeout=self._timeout_s,
+                                           isolation_level=None)
+            else:
+                conn = sqlite3.connect(str(self.path), timeout=self._timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc, writing=not readonly) from exc
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _error(self, exc: sqlite3.Error, writing: bool = False) -> StoreError:
+        """A StoreError that says what is wrong: locked, read-only, unreadable, or not a store."""
+        text = str(exc)
+        p = str(self.path)
+        if "locked" in text or "busy" in text:
+            return StoreError(f"The results store {p!r} is locked by another process ({text}); wait for it to "
+                              f"finish, or pass another --db")
+        if "readonly" in text or "read-only" in text or (writing and not (
+                os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK))):
+            return StoreError(f"The results store {p!r} is read-only ({text}); make it and its folder writable "
+                              f"(chmod u+w), or pass another --db")
+        if "unable to open" in text:
+            return StoreError(f"The results store {p!r} cannot be opened ({text}); check its permissions, or pass "
+                              f"another --db")
+        return StoreError(f"{p!r} is not a ferminet results store ({text}). Pass another --db")
+
+    def _check_is_store(self, conn: sqlite3.Connection, writing: bool = False) -> None:
+        """Refuse (changing nothing) a database that is not a ferminet store, or one of a newer schema."""
+        p = str(self.path)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.Error as exc:
+            raise self._error(exc, writing) from exc
+        if app_id == APPLICATION_ID:
+            if version > SCHEMA_VERSION:
+                from toolkit import __version__
+
+                raise StoreError(
+                    f"The results store {p!r} has schema version {version}, written by a newer ferminet; this "
+                    f"ferminet {__version__} reads up to version {SCHEMA_VERSION}. Upgrade ferminet "
+                    f"(pip install -U ferminet-toolkit), or pass another --db")
+            return
+        if app_id == 0 and not tables - {"sqlite_sequence"}:
+            return  # an empty SQLite file holds nothing to lose: it becomes a store on first write
+        legacy = app_id == 0 and version == 0 and _TABLES <= tables
+        if legacy:
+            try:
+                legacy = bool(conn.execute("SELECT 1 FROM meta WHERE key='schema_version'").fetchone())
+            except sqlite3.Error:
+                legacy = False
+        if not legacy:
+            own = ", ".join(sorted(tables - {"sqlite_sequence"})[:4]) or "none"
+            raise StoreError(
+                f"{p!r} is a SQLite database but not a ferminet results store (its tables: {own}); it was left "
+                f"unchanged. Pass another --db (a new file name creates a store)")
+
+    def _make_writable(self) -> None:
+        """Switch to a read-write connection and bring the schema up to date (idempotent)."""
+        if self._writable:
+            return
+        if self._conn is not None and self.path.is_file() and self.path.stat().st_size > 0:
+            self._conn.close()
+            self._conn = self._connect(readonly=False)
+            self._check_is_store(self._conn, writing=True)  # it may have changed since it was opened
+        try:
             self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{str(self.path)!r} is not a ferminet results store ({exc}). Pass another --db") from exc
+            missing = _missing_columns(self._conn)
+            if missing or self._conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION or \
+                    self._conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    # One statement at a time: executescript() would COMMIT this transaction half-way.
+                    statements = [st for st in _SCHEMA.split(";") if st.strip()]
+                    for stmt in statements:
+                        if "CREATE INDEX" not in stmt:
+                            self._conn.execute(stmt)
+                    for table, column_sql in _missing_columns(self._conn):  # a store of an older release
+                        self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column_sql}")
+                    for stmt in statements:  # indexes last: they may name a column just added
+                        if "CREATE INDEX" in stmt:
+                            self._conn.execute(stmt)
+                    self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                                       (str(SCHEMA_VERSION),))
+                    self._conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                    self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise self._error(exc, writing=True) from exc
+        self._writable = True
+
+    def check_writable(self) -> None:
+        """Raise a StoreError now (before any measuring) when nothing could be written to this store."""
+        self._make_writable()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:  # a real write, rolled back: BEGIN alone succeeds on a file SQLite opened read-only
+                self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('write_check', '1')")
+            finally:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise self._error(exc, writing=True) from exc
 
     # -- plumbing -------------------------------------------------------------------------
     def close(self) -> None:
@@ -182,14 +349,27 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write: everything inside lands, or nothing does."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        self._make_writable()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._error(exc, writing=True) from exc
         try:
             yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and any(
+                    w in str(exc) for w in ("locked", "busy", "readonly")):
+                raise self._error(exc, writing=True) from exc
             raise
         else:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise self._error(exc, writing=True) from exc
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         return list(self._conn.execute(sql, params))
@@ -333,6 +513,18 @@ def check_store_path(path: str | Path) -> Path:
             head = fh.read(16)
         if head and head != b"SQLite format 3\x00":
             raise StoreError(f"{str(p)!r} is not a SQLite results store. Pass another --db")
+    return p
+
+
+def check_store_writable(path: str | Path) -> Path:
+    """Fail before any work (a measurement, a conversion) whose result could not be recorded in ``path``:
+    not a ferminet store, a newer schema, read-only, or locked. Creates nothing."""
+    p = check_store_path(path)
+    if p.is_file():
+        with Store(p, timeout_s=5.0) as store:
+            store.check_writable()
+    elif not os.access(p.parent, os.W_OK):
+        raise StoreError(f"The store's folder is read-only. Received: db={str(p)!r}; pass a --db in a writable folder")
     return p
 
 

@@ -80,3 +80,59 @@ def test_unreadable_model_files(tmp_path, int8_tflite):
         load_interpreter(corrupt)
     with pytest.raises(ModelFileError, match="No such model file"):
         load_interpreter(tmp_path / "missing.tflite")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny RGB model and an .npz dataset: conversions in about a second."""
+    from toolkit.data import load_dataset
+
+    ws = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    np.savez(ws / "rgb8.npz", x_train=rng.integers(0, 255, (120, 8, 8, 3), dtype=np.uint8),
+             y_train=np.arange(120) % 3, x_test=rng.integers(0, 255, (30, 8, 8, 3), dtype=np.uint8),
+             y_test=np.arange(30) % 3)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    model.save(ws / "tiny.keras")
+    return ws, model, load_dataset(str(ws / "rgb8.npz"))
+
+
+def test_output_file_is_never_the_input_a_folder_or_silently_replaced(tiny, tmp_path):
+    ws, model, data = tiny
+    mine = tmp_path / "mine.tflite"
+    mine.write_bytes(b"the user's model")
+    with pytest.raises(InvalidArgumentError, match="already exists; pass --force"):
+        convert_model(model, data, mine, mode="fp32", overwrite=False)
+    assert mine.read_bytes() == b"the user's model"
+    with pytest.raises(InvalidArgumentError, match="is a folder; pass a file path"):
+        convert_model(model, data, tmp_path, mode="fp32")
+    keras_file = ws / "tiny.keras"
+    before = keras_file.read_bytes()
+    with pytest.raises(InvalidArgumentError, match="is the input file itself"):
+        convert_model(keras_file, data, keras_file, mode="fp32")
+    assert keras_file.read_bytes() == before
+    convert_model(model, data, mine, mode="fp32", overwrite=True)
+    assert inspect_tflite(mine).num_ops > 0
+
+
+def test_written_file_has_normal_permissions_and_stale_temps_are_removed(tiny, tmp_path):
+    import subprocess
+
+    ws, model, data = tiny
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".m.tflite.ferminet-tmp-{dead.pid}"  # a killed conversion's leftover
+    stale.write_bytes(b"half a model")
+    alive = tmp_path / f".m.tflite.ferminet-tmp-{os.getppid()}"  # a running process's: not ours to remove
+    alive.write_bytes(b"in progress")
+    keep = tmp_path / ".hidden-notes"
+    keep.write_text("mine")
+    old = os.umask(0o022)
+    try:
+        result = convert_model(model, data, tmp_path / "m.tflite", mode="int8", eval_samples=30)
+    finally:
+        os.umask(old)
+    assert os.stat(result.path).st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert not stale.exists() and alive.exists() and keep.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".hidden-notes", alive.name, "m.tflite"])
