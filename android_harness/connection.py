@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import logging
-import os
 import re
 import socket
 import time
@@ -20,11 +19,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from android_harness.adbkey import default_key_path, ensure_key_pair
 from android_harness.errors import (
     CommandTimeoutError,
     ConnectionLostError,
     DeviceCommandError,
     DeviceNotFoundError,
+    DeviceUnauthorizedError,
     HarnessError,
     StorageFullError,
 )
@@ -62,22 +63,36 @@ def _is_tcp(serial: str) -> bool:
 
 def adb_key_path() -> Path:
     """``$ANDROID_USER_HOME/adbkey`` or ``~/.android/adbkey`` (the adb tool's own key)."""
-    home = os.environ.get("ANDROID_USER_HOME") or os.path.join(os.environ.get("HOME", str(Path.home())), ".android")
-    return Path(home) / "adbkey"
+    return default_key_path()
 
 
-def load_signer():
-    """The adb key (created with mode 0600 when absent), as an adb-shell signer. Key material is never logged."""
-    from adb_shell.auth.keygen import keygen
-    from adb_shell.auth.sign_pythonrsa import PythonRSASigner
+class _Signer:
+    """adb-shell's signer for one key, remembering whether the device asked for a signature at all."""
 
-    key = adb_key_path()
-    if not key.exists():
-        key.parent.mkdir(parents=True, exist_ok=True)
-        keygen(str(key))
-        log.info("created a new adb key at %s", key)
-    os.chmod(key, 0o600)
-    return PythonRSASigner.FromRSAKeyPath(str(key))
+    def __init__(self, key: Path):
+        from adb_shell.auth.sign_pythonrsa import PythonRSASigner
+
+        self.path = key
+        self._signer = PythonRSASigner.FromRSAKeyPath(str(key))
+        self.asked = False
+
+    def Sign(self, data):  # noqa: N802 - adb-shell's signer interface
+        self.asked = True
+        return self._signer.Sign(data)
+
+    def GetPublicKey(self):  # noqa: N802
+        return self._signer.GetPublicKey()
+
+
+def load_signer(key_path: str | Path | None = None) -> _Signer:
+    """The adb key at ``key_path`` (default ``~/.android/adbkey``, created as adb creates it when missing) as
+    an adb-shell signer. Key material is never logged."""
+    key = ensure_key_pair(key_path)
+    try:
+        return _Signer(key)
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"Cannot use the adb key {key}: {exc}. Pass another key or move it away so a new one "
+                           f"is created") from exc
 
 
 class Connection(abc.ABC):
@@ -124,7 +139,7 @@ class AdbShellConnection(Connection):
     """adb-shell straight to adbd. Shell v1 carries no exit status, so each command is wrapped as
     ``sh -c '<command>'; echo <marker>$?`` and the marker line is parsed off."""
 
-    def __init__(self, serial: str, timeout_s: float = 10.0):
+    def __init__(self, serial: str, timeout_s: float = 10.0, adb_key: str | Path | None = None):
         from adb_shell.adb_device import AdbDevice, AdbDeviceUsb
 
         self.serial = serial
@@ -138,12 +153,19 @@ class AdbShellConnection(Connection):
             except Exception as exc:  # noqa: BLE001 - libusb missing or device absent: both mean "not found"
                 raise DeviceNotFoundError(f"No USB device with serial {serial!r} ({exc}). Plug it in, enable USB "
                                           f"debugging, or connect over TCP with host:port") from exc
+        signer = load_signer(adb_key)
         try:
-            self._device.connect(rsa_keys=[load_signer()], auth_timeout_s=timeout_s, read_timeout_s=timeout_s)
+            self._device.connect(rsa_keys=[signer], auth_timeout_s=timeout_s, read_timeout_s=timeout_s)
         except (ConnectionRefusedError, socket.gaierror) as exc:
             raise DeviceNotFoundError(f"No device answers at {serial} ({exc.strerror or exc}). Check the address, "
                                       f"that the phone is on (adb tcpip 5555) or start `ferminet virtual-phone`") from exc
         except Exception as exc:  # noqa: BLE001 - adb-shell raises many types for one meaning
+            if signer.asked:  # the phone wanted a signature and did not accept ours
+                raise DeviceUnauthorizedError(
+                    f"{serial} did not accept the adb key {signer.path}. On a phone: accept the \"Allow USB "
+                    f"debugging?\" prompt and retry; on a virtual phone: start it by the same user (it trusts "
+                    f"~/.android/adbkey.pub), list {signer.path}.pub in its --adb-keys file, or use --insecure"
+                ) from exc
             raise ConnectionLostError(f"Could not connect to {serial}: {type(exc).__name__}: {exc}") from exc
 
     def _map(self, exc: Exception, what: str, timeout_s: float) -> HarnessError:
@@ -252,11 +274,12 @@ class AdbServerConnection(Connection):
 
 
 def connect(serial: str, *, backend: str = "auto", adb_server: str = "127.0.0.1:5037",
-            timeout_s: float = 10.0) -> Connection:
+            timeout_s: float = 10.0, adb_key: str | Path | None = None) -> Connection:
     """A connection to ``serial`` (``host:port`` or a USB serial).
 
     ``auto``: a device the adb server already lists goes through the server (it holds the USB interface);
-    anything else is reached directly with adb-shell.
+    anything else is reached directly with adb-shell, signing the phone's AUTH token with ``adb_key``
+    (default ``~/.android/adbkey``, the key the adb tool uses, created like adb does when missing).
     """
     if backend not in ("auto", "direct", "server"):
         raise HarnessError(f"backend must be auto, direct or server. Received: backend={backend!r}")
@@ -266,7 +289,7 @@ def connect(serial: str, *, backend: str = "auto", adb_server: str = "127.0.0.1:
         return AdbServerConnection(serial, adb_server, timeout_s)
     if backend == "auto" and serial in server_serials(adb_server):
         return AdbServerConnection(serial, adb_server, timeout_s)
-    return AdbShellConnection(serial, timeout_s)
+    return AdbShellConnection(serial, timeout_s, adb_key)
 
 
 def server_serials(adb_server: str = "127.0.0.1:5037") -> list[str]:

@@ -56,7 +56,10 @@ def push_cached(device, local: str | Path, kind: str = "models", suffix: str = "
 
 
 def clean(device) -> tuple[str, ...]:
-    """Remove everything we put on the device; returns the paths removed."""
+    """Stop what we left running, then remove everything we put on the device; returns the paths removed."""
+    from android_harness.services import reap_leftovers
+
+    reap_leftovers(device)
     listing = device.shell(f"find {quote(REMOTE_ROOT)} -type f 2>/dev/null").stdout.split()
     device.check(f"rm -rf {quote(REMOTE_ROOT)}")
     return tuple(listing)

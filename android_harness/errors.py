@@ -24,6 +24,12 @@ class ConnectionLostError(HarnessError):
     exit_code = 10
 
 
+class DeviceUnauthorizedError(ConnectionLostError):
+    """The device asked for ADB authentication and did not accept our key."""
+
+    exit_code = 17
+
+
 class CommandTimeoutError(HarnessError):
     """A device command did not finish within its timeout."""
 

@@ -24,7 +24,7 @@ from android_harness.energy import (
 )
 from android_harness.errors import BenchmarkError, EnergyMeasurementError
 from android_harness.parsers import BenchmarkResult, parse_benchmark_output, parse_odpm_energy
-from android_harness.services import PowerSampler, ThermalGate
+from android_harness.services import PowerSampler, ThermalGate, reap_leftovers, stop_tracked, tracked_command
 
 log = logging.getLogger(__name__)
 ODPM_GLOB = "/sys/bus/iio/devices/iio:device*/energy_value"
@@ -72,6 +72,7 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     started = time.perf_counter()
     warnings: list[str] = []
     info = device.info()
+    reap_leftovers(device)  # a killed earlier run may have left a sampler or benchmark running
     host_binary, device_binary = resolve_binary(device, info.abi, benchmark_binary)
     binary_sha = None
     if host_binary:
@@ -107,10 +108,12 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     try:
         if measure_energy:
             odpm["run_start"] = _odpm(device)
-        result = device.shell(command, timeout_s=run_timeout)
+        result = device.shell(tracked_command(command, "benchmark", f"--graph={model_push.remote_path}"),
+                              timeout_s=run_timeout)
         if measure_energy:
             odpm["run_end"] = _odpm(device)
     finally:
+        stop_tracked(device, "benchmark")  # after a timeout it may still run on the phone
         if sampler is not None:
             run_text = sampler.stop()
     bench = parse_benchmark_output(result.stdout + "\n" + result.stderr)

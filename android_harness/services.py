@@ -2,6 +2,10 @@
 
 - :class:`PowerSampler`: a device-side shell loop sampling the fuel gauge every 50 ms into a file.
 - :class:`ThermalGate`: waits (bounded) for a normal thermal state and a cool battery.
+- Pid files: every process the harness leaves running on a phone (the sampler loop, ``benchmark_model``) is
+  recorded in ``/data/local/tmp/ferminet/run/<name>.pid`` as ``PID TAG`` (TAG is in the process's command
+  line, so a reused pid is never killed). ``stop`` kills it; :func:`reap_leftovers` kills whatever a killed
+  host process (``kill -9 ferminet profile``) left behind, and runs when profiling starts.
 """
 from __future__ import annotations
 
@@ -15,6 +19,54 @@ from android_harness.errors import HarnessError, ThermalGateError
 
 log = logging.getLogger(__name__)
 GAUGE = "/sys/class/power_supply/battery"
+RUN_DIR = f"{REMOTE_ROOT}/run"
+_TAG_SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-=/"
+
+
+def _pid_file(name: str) -> str:
+    return f"{RUN_DIR}/{name}.pid"
+
+
+def _check_tag(tag: str) -> str:
+    if not tag or any(c not in _TAG_SAFE for c in tag):
+        raise HarnessError(f"A pid-file tag must be letters, digits and _.-=/ only. Received: tag={tag!r}")
+    return tag
+
+
+def tracked_command(command: str, name: str, tag: str) -> str:
+    """``command`` run in the foreground with a pid file: the shell writes ``$$ TAG`` and then *execs* the
+    command (same pid), so a killed host leaves a record of it. ``tag`` must occur in the command line."""
+    return (f"mkdir -p {RUN_DIR} && echo \"$$ {_check_tag(tag)}\" > {quote(_pid_file(name))} && "
+            f"exec {command}")
+
+
+def stop_tracked(device, name: str) -> None:
+    """Kill the process recorded in pid file ``name`` if it still runs, and remove the file. Never raises."""
+    try:
+        device.shell(_reap_script(quote(_pid_file(name))))
+    except Exception as exc:  # noqa: BLE001 - stop never raises; the next reap_leftovers retries
+        log.warning("could not stop %s on %s: %s", name, device.serial, exc)
+
+
+def _reap_script(files: str) -> str:
+    # For each pid file: kill the pid only if its command line still contains the tag (pids get reused),
+    # then remove the file. Prints "PID TAG" for each process killed.
+    return (f"for f in {files}; do [ -f \"$f\" ] || continue; read pid tag < \"$f\"; "
+            f"case \"$pid\" in ''|*[!0-9]*) ;; *) "
+            f"if [ -n \"$tag\" ] && tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- \"$tag\"; then "
+            f"kill -9 $pid 2>/dev/null && echo \"$pid $tag\"; fi;; esac; rm -f \"$f\"; done; true")
+
+
+def reap_leftovers(device) -> tuple[str, ...]:
+    """Kill every process a previous harness run left on ``device`` (pid files under RUN_DIR); returns
+    ``"PID TAG"`` for each one killed. Call it before measuring: a leftover sampler or benchmark would load
+    the phone and spoil the numbers."""
+    out = device.shell(_reap_script(f"{RUN_DIR}/*.pid")).stdout
+    killed = tuple(line.strip() for line in out.splitlines() if line.strip())
+    if killed:
+        log.warning("%s: stopped %d process(es) a previous run left behind: %s", device.serial, len(killed),
+                    "; ".join(killed))
+    return killed
 
 
 class PowerSampler:
@@ -23,16 +75,22 @@ class PowerSampler:
     def __init__(self, device, period_s: float = 0.05):
         self.device = device
         self.period_s = period_s
-        self.path = f"{REMOTE_ROOT}/power-{uuid.uuid4().hex[:8]}.txt"
+        run_id = uuid.uuid4().hex[:8]
+        self.path = f"{REMOTE_ROOT}/power-{run_id}.txt"
+        self.name = f"sampler-{run_id}"
+        self.tag = f"ferminet-sampler-{run_id}"
         self.pid: int | None = None
         self.text = ""
 
     def start(self) -> "PowerSampler":
-        self.device.check(f"mkdir -p {REMOTE_ROOT}")
+        self.device.check(f"mkdir -p {REMOTE_ROOT} {RUN_DIR}")
         loop = (f"while true; do read up rest < /proc/uptime; echo \"$up $(cat {GAUGE}/current_now) "
                 f"$(cat {GAUGE}/voltage_now)\"; sleep {self.period_s:g}; done > {quote(self.path)}")
-        out = self.device.check(f"nohup sh -c {quote(loop)} > /dev/null 2>&1 & echo $!").stdout.split()
+        # `sh -c LOOP TAG`: TAG becomes $0, so it shows in the loop's command line (checked before a kill).
+        out = self.device.check(f"nohup sh -c {quote(loop)} {self.tag} > /dev/null 2>&1 & "
+                                f"echo \"$! {self.tag}\" > {quote(_pid_file(self.name))}; echo $!").stdout.split()
         if not out or not out[-1].isdigit():
+            self.device.shell(f"rm -f {quote(_pid_file(self.name))}")
             raise HarnessError(f"Could not start the power sampler on {self.device.serial}: {out}")
         self.pid = int(out[-1])
         return self
@@ -41,7 +99,7 @@ class PowerSampler:
         """Stop sampling and return what was sampled; never raises (returns what it could read)."""
         try:
             if self.pid is not None:
-                self.device.shell(f"kill {self.pid}")
+                stop_tracked(self.device, self.name)
                 self.pid = None
             self.text = self.device.shell(f"cat {quote(self.path)}; rm -f {quote(self.path)}").stdout
         except Exception as exc:  # noqa: BLE001 - stop never raises; the caller sees too few samples instead

@@ -32,7 +32,7 @@ class PowerModel(threading.Thread):
         self.profile = profile
         self.period_s = 1.0 / hz
         self.rng = random.Random(seed)
-        self._stop = threading.Event()
+        self._stop_event = threading.Event()  # not `_stop`: that name is threading.Thread's own
         self.charge_uah = float(profile.battery.capacity_mah * 1000 * 0.87) if profile.battery else 0.0
         self.rail_uws = {rail: 0.0 for rail in profile.odpm_rails}
         self.temp_c = {z.name: z.idle_temp_c for z in profile.thermal_zones}
@@ -41,14 +41,17 @@ class PowerModel(threading.Thread):
         self.power_mw = profile.power_model.idle_mw
         self.tick()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread and wait for it (never raises)."""
+        self._stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout_s)
 
     def run(self) -> None:
-        while not self._stop.wait(self.period_s):
+        while not self._stop_event.wait(self.period_s):
             try:
                 self.tick()
-            except OSError:
+            except (OSError, ValueError):
                 continue  # the sandbox is being torn down
 
     def _cpu_seconds(self) -> float:

@@ -8,19 +8,22 @@ sends WRTE messages one at a time, waiting for the host's OKAY before the next (
 from __future__ import annotations
 
 import logging
+import errno
 import os
 import queue
 import socket
+import stat
 import struct
 import threading
 import time
-from pathlib import Path
 
+from android_harness.adbkey import TOKEN_BYTES, decode_public_key
 from android_harness.virtual import protocol as P
 
 log = logging.getLogger(__name__)
 SYNC_DATA_MAX = 64 * 1024
 WRITE_TIMEOUT_S = 30.0
+MAX_AUTH_FAILURES = 10  # signatures tried per connection before it is closed (a host tries each of its keys)
 
 
 class StreamClosed(Exception):
@@ -88,6 +91,12 @@ class Connection(threading.Thread):
         self.next_id = 1
         self.max_payload = P.MAX_PAYLOAD
         self.online = False
+        self.token: bytes | None = None
+        self.failures = 0
+        try:
+            self.peer = "%s:%s" % sock.getpeername()[:2]
+        except OSError:
+            self.peer = "?"
 
     def send(self, message: P.Message) -> None:
         with self.send_lock:
@@ -125,19 +134,12 @@ class Connection(threading.Thread):
     def handle(self, m: P.Message) -> None:
         if m.command == P.A_CNXN:
             self.max_payload = min(P.MAX_PAYLOAD, m.arg1 or P.MAX_PAYLOAD)
-            if self.phone.require_auth:
-                self.send(P.Message(P.A_AUTH, P.AUTH_TOKEN, 0, os.urandom(20)))
+            if self.phone.insecure:  # ro.adb.secure=0: no AUTH at all
+                self._go_online("insecure")
             else:
-                self.online = True
-                self.send(P.Message(P.A_CNXN, P.A_VERSION, P.MAX_PAYLOAD, self._banner()))
-        elif m.command == P.A_AUTH:
-            if m.arg0 == P.AUTH_SIGNATURE:
-                # Signatures are only valid for keys the phone already trusts; this phone trusts none until the
-                # host offers its public key (the "Allow USB debugging?" prompt), so ask for it.
-                self.send(P.Message(P.A_AUTH, P.AUTH_TOKEN, 0, os.urandom(20)))
-            elif m.arg0 == P.AUTH_RSAPUBLICKEY:
-                self.online = True
-                self.send(P.Message(P.A_CNXN, P.A_VERSION, P.MAX_PAYLOAD, self._banner()))
+                self._send_token()
+        elif m.command == P.A_AUTH and not self.online:
+            self._auth(m)
         elif not self.online:
             return
         elif m.command == P.A_OPEN:
@@ -164,6 +166,50 @@ class Connection(threading.Thread):
             if stream:
                 stream.close()  # answer the host's CLSE with ours (once), as adbd does
                 stream.inbox.put(None)
+
+    # -- authentication, as adbd with ro.adb.secure=1 ----------------------------------------------------
+    def _send_token(self) -> None:
+        self.token = os.urandom(TOKEN_BYTES)
+        self.send(P.Message(P.A_AUTH, P.AUTH_TOKEN, 0, self.token))
+
+    def _go_online(self, how: str) -> None:
+        self.online = True
+        log.info("ADB host %s connected (%s)", self.peer, how)
+        self.send(P.Message(P.A_CNXN, P.A_VERSION, P.MAX_PAYLOAD, self._banner()))
+
+    def _auth(self, m: P.Message) -> None:
+        if m.arg0 == P.AUTH_SIGNATURE and self.token is not None:
+            token, self.token = self.token, None  # a token is good for one answer
+            key = next((k for k in self.phone.trusted_keys() if k.verify(token, m.data)), None)
+            if key is not None:
+                self._go_online(f"key {key.comment or 'without a name'}")
+                return
+            self.failures += 1
+            if self.failures >= MAX_AUTH_FAILURES:
+                self._refuse(f"{self.failures} signatures matched no key in {self.phone.adb_keys}")
+                return
+            self._send_token()  # as adbd: a new token for the host's next key
+        elif m.arg0 == P.AUTH_RSAPUBLICKEY:
+            # A real phone would now ask its user "Allow USB debugging?". This one has no user: a public key
+            # offered instead of a signature is refused even when listed (anyone can read a .pub file; only
+            # a signature proves the host holds the private key).
+            try:
+                listed = decode_public_key(m.data) in self.phone.trusted_keys()
+            except ValueError:
+                listed = False
+            self._refuse("its key is listed but it did not sign with it" if listed else
+                         f"its key is not in {self.phone.adb_keys} (add the host's ~/.android/adbkey.pub "
+                         f"there, or start the phone with --insecure)")
+        else:
+            self._refuse(f"unexpected AUTH type {m.arg0}")
+
+    def _refuse(self, reason: str) -> None:
+        log.warning("refused the ADB connection from %s: %s", self.peer, reason)
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        raise ConnectionError("refused")
 
     def _serve(self, stream: Stream, service: str) -> None:
         try:
@@ -226,13 +272,26 @@ class Connection(threading.Thread):
             t = threading.Thread(target=pump, daemon=True)
             t.start()
             readers.append(t)
-        while proc.poll() is None:
-            if stream.closed.is_set():  # the host hung up: like adbd, hang up the command
-                proc.kill()
-            time.sleep(0.02)
+        done = threading.Event()
+
+        def watch_hangup():
+            while not done.is_set():
+                if stream.closed.wait(0.1):  # the host hung up: like adbd, hang up the command
+                    proc.hangup()
+                    return
+        threading.Thread(target=watch_hangup, daemon=True).start()
+        try:
+            code = proc.wait()
+        finally:
+            done.set()
         for t in readers:
             t.join(timeout=5)
-        return proc.returncode
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        return code
 
     def _shell_v1(self, stream: Stream, command: str, merge: bool) -> None:
         lock = threading.Lock()
@@ -253,21 +312,20 @@ class Connection(threading.Thread):
                 stream.write(P.shell_packet(kind, data))
         emit.v2 = True
         code = self._run(stream, command, emit)
-        stream.write(P.shell_packet(P.SHELL_EXIT, bytes([code & 0xFF if code >= 0 else (128 - code) & 0xFF])))
+        stream.write(P.shell_packet(P.SHELL_EXIT, bytes([code & 0xFF])))
 
 
 class SyncService:
-    """The ``sync:`` service: requests are 4-byte ids + 4-byte little-endian lengths (AOSP SYNC.TXT)."""
+    """The ``sync:`` service: requests are 4-byte ids + 4-byte little-endian lengths (AOSP SYNC.TXT).
+
+    Paths are resolved inside the device tree (:class:`~android_harness.virtual.devicefs.DeviceFS`), never
+    on the host; failures are answered as adbd answers them (``open failed: No such file or directory``,
+    ``couldn't create file: Read-only file system``...)."""
 
     def __init__(self, stream: Stream, userspace):
         self.stream = stream
         self.userspace = userspace
-
-    def _path(self, text: str) -> Path | None:
-        try:
-            return self.userspace.path(text)
-        except Exception:  # noqa: BLE001 - outside the sandbox: behave as a missing/forbidden path
-            return None
+        self.fs = userspace.fs
 
     def fail(self, message: str) -> None:
         data = message.encode()
@@ -279,8 +337,11 @@ class SyncService:
             (length,) = struct.unpack("<I", self.stream.read_exact(4))
             if tag == b"QUIT":
                 return
+            if length > 1024:
+                self.fail("path too long")
+                return
             arg = self.stream.read_exact(length).decode(errors="surrogateescape")
-            if tag in (b"STAT", b"LST2", b"STA2"):
+            if tag == b"STAT":
                 self.stat(arg)
             elif tag == b"LIST":
                 self.list(arg)
@@ -289,79 +350,120 @@ class SyncService:
             elif tag == b"SEND":
                 self.send(arg)
             else:
-                self.fail(f"unknown sync request {tag!r}")
+                self.fail(f"unknown command {struct.unpack('<I', tag)[0]:08x}")
                 return
 
     def stat(self, path: str) -> None:
-        p = self._path(path)
-        if p is None or not (p.exists() or p.is_symlink()):
-            self.stream.write(b"STAT" + struct.pack("<III", 0, 0, 0))
-            return
-        st = p.lstat()
-        self.stream.write(b"STAT" + struct.pack("<III", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime)))
+        try:
+            st = self.fs.lstat(path)
+            mode, size, mtime = st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime) & 0xFFFFFFFF
+        except OSError:
+            mode = size = mtime = 0  # lstat failed: adbd answers zeros
+        self.stream.write(b"STAT" + struct.pack("<III", mode, size, mtime))
 
     def list(self, path: str) -> None:
-        p = self._path(path)
-        if p is not None and p.is_dir():
-            for entry in sorted(p.iterdir()):
-                st = entry.lstat()
-                name = entry.name.encode()
-                self.stream.write(b"DENT" + struct.pack("<IIII", st.st_mode, st.st_size & 0xFFFFFFFF,
-                                                        int(st.st_mtime), len(name)) + name)
+        try:
+            entries = self.fs.listdir(path)
+        except OSError:
+            entries = []  # opendir failed: adbd answers DONE only
+        for name, st in entries:
+            raw = name.encode(errors="surrogateescape")
+            self.stream.write(b"DENT" + struct.pack("<IIII", st.st_mode, st.st_size & 0xFFFFFFFF,
+                                                    int(st.st_mtime) & 0xFFFFFFFF, len(raw)) + raw)
         self.stream.write(b"DONE" + struct.pack("<IIII", 0, 0, 0, 0))
 
     def recv(self, path: str) -> None:
-        p = self._path(path)
-        if p is None or not p.is_file():
-            self.fail(f"remote object '{path}' does not exist")
+        try:
+            fd = self.fs.open_read(path)
+        except OSError as exc:
+            self.fail(f"open failed: {os.strerror(exc.errno or errno.EIO)}")
             return
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(SYNC_DATA_MAX), b""):
-                self.stream.write(P.sync_packet(b"DATA", len(chunk), chunk))
+        with os.fdopen(fd, "rb") as fh:
+            try:
+                chunks = iter(lambda: fh.read(SYNC_DATA_MAX), b"")
+                for chunk in chunks:
+                    self.stream.write(P.sync_packet(b"DATA", len(chunk), chunk))
+            except OSError as exc:
+                self.fail(f"read failed: {os.strerror(exc.errno or errno.EIO)}")
+                return
         self.stream.write(P.sync_packet(b"DONE", 0))
 
     def send(self, spec: str) -> None:
-        path, _, mode_text = spec.rpartition(",")
-        if not path:
+        path, comma, mode_text = spec.rpartition(",")
+        if not comma:
             path, mode_text = spec, "33188"
-        p = self._path(path)
+        try:
+            mode = int(mode_text, 0) if mode_text.strip() else 0o100644
+        except ValueError:
+            mode = 0o100644
         error = None
-        if p is None or str(path).startswith(("/system", "/sys")):
-            error = f"couldn't create file: Read-only file system"
-        tmp = None
-        fh = None
-        if error is None:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(f".{p.name}.adb-sync")
-            fh = open(tmp, "wb")
-        written = 0
+        fd = dir_fd = None
+        tmp = name = ""
+        try:
+            try:
+                fd, dir_fd, tmp, name = self.fs.create_temp(path)
+            except FileNotFoundError:
+                try:
+                    self.fs.make_parents(path)
+                except OSError as exc:
+                    raise _Fail(f"secure_mkdirs failed: {os.strerror(exc.errno or errno.EIO)}") from exc
+                fd, dir_fd, tmp, name = self.fs.create_temp(path)
+        except _Fail as exc:
+            error = str(exc)
+        except OSError as exc:
+            error = f"couldn't create file: {os.strerror(exc.errno or errno.EIO)}"
+        if error is None and stat.S_ISLNK(mode):
+            error = "symlink failed: Operation not permitted"  # no symlinks pushed into the sandbox
         mtime = 0
-        while True:
-            tag = self.stream.read_exact(4)
-            (value,) = struct.unpack("<I", self.stream.read_exact(4))
-            if tag == b"DATA":
-                data = self.stream.read_exact(value)
-                if error is None:
-                    if self.userspace.free_bytes() < len(data):
-                        error = "write failed: No space left on device"
-                    else:
-                        fh.write(data)
-                        written += len(data)
-            elif tag == b"DONE":
-                mtime = value
-                break
-            else:
-                error = error or f"unexpected sync packet {tag!r} during SEND"
-                break
-        if fh is not None:
-            fh.close()
+        try:
+            while True:
+                tag = self.stream.read_exact(4)
+                (value,) = struct.unpack("<I", self.stream.read_exact(4))
+                if tag == b"DATA":
+                    if value > SYNC_DATA_MAX:
+                        error = error or "oversize data message"
+                        break
+                    data = self.stream.read_exact(value)
+                    if error is None:
+                        if self.userspace.free_bytes() < len(data):
+                            error = "write failed: No space left on device"
+                        else:
+                            try:
+                                os.write(fd, data)
+                            except OSError as exc:
+                                error = f"write failed: {os.strerror(exc.errno or errno.EIO)}"
+                elif tag == b"DONE":
+                    mtime = value
+                    break
+                else:
+                    error = error or "invalid data message"
+                    break
+            if error is None:
+                perm = mode & 0o777 or 0o644
+                perm |= (perm >> 3) & 0o070  # as adbd: copy the user's bits to group and other
+                perm |= (perm >> 3) & 0o007
+                os.fchmod(fd, perm)
+                if mtime:
+                    os.utime(fd, (mtime, mtime))
+                os.close(fd)
+                fd = None
+                os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                tmp = ""
+        finally:
+            if fd is not None:
+                os.close(fd)
+            if dir_fd is not None:
+                if tmp:
+                    try:
+                        os.unlink(tmp, dir_fd=dir_fd)
+                    except OSError:
+                        pass
+                os.close(dir_fd)
         if error is not None:
-            if tmp is not None and tmp.exists():
-                tmp.unlink()
             self.fail(error)
             return
-        os.chmod(tmp, int(mode_text) & 0o7777 if mode_text.isdigit() else 0o644)
-        if mtime:
-            os.utime(tmp, (mtime, mtime))
-        tmp.replace(p)
         self.stream.write(P.sync_packet(b"OKAY", 0))
+
+
+class _Fail(Exception):
+    pass
