@@ -32,6 +32,9 @@ class DemoConfig:
     requirements: tuple[str, ...] = ("accuracy>=0.75", "energy_mj<=10")
 
 
+MARKER = ".ferminet-demo"  # in a run folder the demo created: only such a folder is ever removed
+
+
 @dataclass(frozen=True)
 class DemoResult:
     synthesis: object  # SynthesisResult
@@ -39,20 +42,36 @@ class DemoResult:
     device: str
 
 
+def prepare_run_dir(run_dir: Path) -> None:
+    """Start the demo's synthesis run afresh in ``run_dir``: a folder a previous demo made (it holds
+    :data:`MARKER`) is replaced; any other existing folder is refused, never deleted."""
+    if run_dir.exists():
+        if not (run_dir.is_dir() and (run_dir / MARKER).is_file()):
+            raise InvalidArgumentError(
+                f"{str(run_dir)!r} already exists and was not made by `ferminet demo`, so the demo will not replace "
+                f"it. Move it away, or pass another --out")
+        shutil.rmtree(run_dir)  # the demo always starts fresh; real runs resume with `synthesize --resume`
+    run_dir.mkdir(parents=True)
+    (run_dir / MARKER).write_text("made by `ferminet demo`; the next demo replaces this folder\n")
+
+
 def run_demo(config: DemoConfig = DemoConfig()) -> DemoResult:
     from android_harness.virtual import VirtualPhone
     from toolkit.report import build_report
-    from toolkit.store import check_store_path
+    from toolkit.report.html import MARKER as REPORT_MARKER
+    from toolkit.store import check_store_writable
     from toolkit.synthesis import SynthesisConfig, run_synthesis
 
-    check_store_path(config.db)
+    check_store_writable(config.db)
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"The demo's output path is a file. Received: out={str(out)!r}")
     run_dir = out / "synthesis"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # the demo always starts fresh; real runs resume with `synthesize --resume`
-    out.mkdir(parents=True, exist_ok=True)
+    report_dir = out / "report"
+    if report_dir.exists() and any(report_dir.iterdir()) and not (report_dir / REPORT_MARKER).is_file():
+        raise InvalidArgumentError(f"{str(report_dir)!r} already holds files that are not a ferminet report; the "
+                                   f"demo writes its report there. Move it away, or pass another --out")
+    prepare_run_dir(run_dir)
     with VirtualPhone(config.profile) as phone:
         synth = run_synthesis(SynthesisConfig(
             prototype=config.prototype, dataset="fashion_mnist", target="android", device=phone.serial,
@@ -61,5 +80,5 @@ def run_demo(config: DemoConfig = DemoConfig()) -> DemoResult:
             n_train=config.n_train, finetune_n_train=config.n_train // 2, n_eval=1_000, threads=config.threads,
             seed=config.seed), run_dir, config.db)
         device = phone.serial
-    report = build_report(config.db, out / "report", run=synth.run_id)
+    report = build_report(config.db, report_dir, run=synth.run_id)
     return DemoResult(synth, report.html_path, device)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
 # Each module toolkit.cli.cmd_<name> defines ``register(subparsers)``, which adds its
@@ -39,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Synthesize efficient networks, convert them to validated int8 TFLite, "
         "and measure latency and energy on the host or on Android phones.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress at INFO level, and show TensorFlow's native start-up messages (hidden by "
+                             "default; TF_CPP_MIN_LOG_LEVEL, when set, decides instead)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     for name in COMMAND_MODULES:
@@ -63,13 +64,19 @@ def _error_exit_code(exc: BaseException) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from toolkit.cli._quiet import native_log_filter
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    with native_log_filter(args.verbose):  # before TensorFlow is imported (commands import it lazily)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

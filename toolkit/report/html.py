@@ -65,9 +65,12 @@ def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet
             samples = tables.latency_samples(measurements)
             sections.append("<h2>Latency</h2>" + figure("latency", figures.latency_distribution, samples, summary,
                                                          alt="latency distribution per model and device")
-                            + _table(summary[["label", "device", "source", "num_threads", "median_ms", "p90_ms",
-                                              "std_ms", "count", "peak_memory_mb"]]))
-            energy = summary.dropna(subset=["energy_mj"])
+                            + _table(summary[[c for c in ("label", "device", "source", "num_threads", "delegate",
+                                                          "delegate_fallback", "median_ms", "p90_ms", "p95_ms",
+                                                          "mean_ms", "std_ms", "count", "memory_increment_mb",
+                                                          "process_peak_memory_mb") if c in summary]]))
+            # Below-resolution energies stay in the table (as "below resolution (< X mJ)"), never as numbers.
+            energy = summary.dropna(subset=["energy_source"]) if "energy_source" in summary else summary.iloc[:0]
             if not energy.empty:
                 kinds = sorted(set(energy["energy_kind"].dropna()))
                 sections.append(
@@ -75,8 +78,9 @@ def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet
                     "battery counters, <b>virtual</b> from the virtual phone's power model, or <b>estimated</b> from "
                     f"a device profile (never a measurement). Present here: {', '.join(kinds)}.</p>"
                     + figure("energy", figures.energy_bars, summary, alt="energy per inference and inferences per joule")
-                    + _table(energy[["label", "device", "energy_mj", "energy_uncertainty_mj", "inferences_per_j",
-                                     "avg_power_mw", "energy_method", "energy_source", "energy_kind"]]))
+                    + _table(energy[["label", "device", "energy", "energy_mj", "energy_uncertainty_mj",
+                                     "inferences_per_j", "avg_power_mw", "energy_method", "energy_source",
+                                     "energy_kind"]]))
             else:
                 sections.append("<h2>Energy</h2><p class='empty'>No energy numbers in this selection.</p>")
             traces = tables.power_traces(measurements)
