@@ -10,6 +10,15 @@ majority of negative samples means discharge is negative.
 
 Energy of one inference = (mean power during the run - mean idle power before it) x the benchmark's average
 inference time. Its uncertainty combines the standard errors of the two means with the gauge's resolution.
+
+A fuel gauge updates its reading far more slowly than the sampler reads it (about 1 Hz on many phones, against
+20 Hz sampling), so consecutive samples repeat the same reading. The standard errors count *distinct readings*
+(a change of value starts a new one), not samples: twenty copies of one reading are one observation.
+
+When the net energy is not above the measurement's resolution (``RESOLUTION_SIGMAS`` standard uncertainties),
+the report says so: ``below_resolution`` is True, ``energy_per_inference_mj`` and ``inferences_per_joule`` are
+None, and ``resolution_mj`` is the bound ("below resolution (< resolution_mj mJ)"). Zero is never reported as
+a measured energy.
 """
 from __future__ import annotations
 
@@ -20,6 +29,8 @@ from dataclasses import dataclass
 from android_harness.errors import EnergyMeasurementError
 
 MIN_SAMPLES = 5
+# A net energy is resolved when it exceeds this many standard uncertainties (about 97.7 % one-sided).
+RESOLUTION_SIGMAS = 2.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,11 @@ class RailPower:
 
 @dataclass(frozen=True)
 class EnergyReport:
-    energy_per_inference_mj: float
-    inferences_per_joule: float
+    """Energy of one inference. ``energy_per_inference_mj``/``inferences_per_joule`` are None when the net energy
+    is below the measurement's resolution (``below_resolution``; the bound is ``resolution_mj``)."""
+
+    energy_per_inference_mj: float | None
+    inferences_per_joule: float | None
     avg_power_mw: float
     baseline_power_mw: float
     net_power_mw: float
@@ -72,6 +86,9 @@ class EnergyReport:
     trace: tuple[tuple[float, float], ...]  # (seconds since the run started, power mW)
     conventions: Conventions
     below_resolution: bool
+    resolution_mj: float = 0.0  # RESOLUTION_SIGMAS x uncertainty: smaller net energies are not resolved
+    distinct_readings: int = 0  # gauge readings during the run (value changes), the effective sample count
+    baseline_distinct_readings: int = 0
 
 
 def _raw(text: str) -> list[tuple[float, float, float]]:
@@ -107,10 +124,38 @@ def parse_power_samples(text: str, conventions: Conventions) -> tuple[PowerSampl
                  for t, c, v in _raw(text))
 
 
-def _mean_sem(values: list[float]) -> tuple[float, float]:
-    mean = statistics.fmean(values)
-    sem = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else abs(mean)
-    return mean, sem
+def distinct_readings(samples: tuple[PowerSample, ...]) -> list[float]:
+    """The gauge's readings as power (mW): consecutive samples with the same (current, voltage) are one reading."""
+    readings: list[float] = []
+    last = None
+    for s in samples:
+        key = (s.current_ua, s.voltage_uv)
+        if key != last:
+            readings.append(s.power_mw)
+            last = key
+    return readings
+
+
+def _mean_sem(baseline: tuple[PowerSample, ...], active: tuple[PowerSample, ...]) -> tuple[float, float, float,
+                                                                                            float, int, int]:
+    """(baseline mean, its standard error, run mean, its standard error, baseline readings, run readings), mW.
+
+    Means weight each reading by how long it was shown (samples are evenly spaced). Standard errors use one
+    observation per distinct reading, since repeated samples of one reading carry no new information, and the
+    gauge's reading-to-reading spread is pooled over both phases (one gauge, one noise): s / sqrt(readings).
+    With no spread to estimate (one reading in each phase) the standard error is the whole mean: nothing is
+    resolved.
+    """
+    base_mean = statistics.fmean(s.power_mw for s in baseline)
+    act_mean = statistics.fmean(s.power_mw for s in active)
+    base_r, act_r = distinct_readings(baseline), distinct_readings(active)
+    dof = len(base_r) + len(act_r) - 2
+    if dof < 1:
+        return base_mean, abs(base_mean), act_mean, abs(act_mean), len(base_r), len(act_r)
+    b_bar, a_bar = statistics.fmean(base_r), statistics.fmean(act_r)
+    pooled = math.sqrt((sum((x - b_bar) ** 2 for x in base_r) + sum((x - a_bar) ** 2 for x in act_r)) / dof)
+    return (base_mean, pooled / math.sqrt(len(base_r)), act_mean, pooled / math.sqrt(len(act_r)),
+            len(base_r), len(act_r))
 
 
 def compute_energy(baseline: tuple[PowerSample, ...], active: tuple[PowerSample, ...], inference_ms: float,
@@ -127,30 +172,33 @@ def compute_energy(baseline: tuple[PowerSample, ...], active: tuple[PowerSample,
             f">= {MIN_SAMPLES} each). Run longer (--min-secs) or lengthen the idle baseline")
     if inference_ms <= 0:
         raise EnergyMeasurementError(f"The benchmark reported no inference time. Received: inference_ms={inference_ms}")
-    base_mw, base_sem = _mean_sem([s.power_mw for s in baseline])
-    act_mw, act_sem = _mean_sem([s.power_mw for s in active])
+    base_mw, base_sem, act_mw, act_sem, base_n, act_n = _mean_sem(baseline, active)
     voltage_v = statistics.fmean(s.voltage_uv for s in active) / 1e6
     resolution_mw = resolution_ua / 1000.0 * voltage_v
     net_mw = act_mw - base_mw
-    sigma_mw = math.sqrt(base_sem ** 2 + act_sem ** 2 + (resolution_mw / math.sqrt(len(active))) ** 2)
+    sigma_mw = math.sqrt(base_sem ** 2 + act_sem ** 2 + (resolution_mw / math.sqrt(act_n)) ** 2)
     method = "fuel_gauge"
     rails: tuple[RailEnergy, ...] = ()
     if rail_power:
         method = "odpm"
         net_mw = sum(r.power_mw for r in rail_power)
         rails = tuple(RailEnergy(r.rail, max(r.power_mw, 0.0) * inference_ms / 1000.0) for r in rail_power)
-    below = net_mw <= sigma_mw
-    energy_mj = max(net_mw, 0.0) * inference_ms / 1000.0
+    uncertainty_mj = sigma_mw * inference_ms / 1000.0
+    resolution_mj = RESOLUTION_SIGMAS * uncertainty_mj
+    net_mj = net_mw * inference_ms / 1000.0
+    below = not net_mj > resolution_mj
+    energy_mj = None if below else net_mj
     span = active[-1].t_s - active[0].t_s
     t0 = active[0].t_s
     return EnergyReport(
         energy_per_inference_mj=energy_mj,
-        inferences_per_joule=1000.0 / energy_mj if energy_mj > 0 else float("inf"),
+        inferences_per_joule=None if energy_mj is None else 1000.0 / energy_mj,
         avg_power_mw=act_mw, baseline_power_mw=base_mw, net_power_mw=net_mw,
-        uncertainty_mj=sigma_mw * inference_ms / 1000.0, method=method, sample_count=len(active),
+        uncertainty_mj=uncertainty_mj, method=method, sample_count=len(active),
         sample_rate_hz=(len(active) - 1) / span if span > 0 else 0.0, rails=tuple(rails),
         trace=tuple((round(s.t_s - t0, 4), round(s.power_mw, 2)) for s in active), conventions=conventions,
-        below_resolution=below)
+        below_resolution=below, resolution_mj=resolution_mj, distinct_readings=act_n,
+        baseline_distinct_readings=base_n)
 
 
 def odpm_net_power(base_start: dict, base_end: dict, run_start: dict, run_end: dict) -> tuple[RailPower, ...]:

@@ -45,9 +45,16 @@ class OpTypeSummary:
 
 @dataclass(frozen=True)
 class DelegateStatus:
-    name: str
+    """What the output says about one delegate. ``applied``: it runs at least one node of the graph.
+
+    ``coverage``: "full" (the whole graph runs in the delegate), "partial", "none" (created or applied but it
+    runs nothing: the graph runs on the CPU), "failed" (it could not be applied) or "unknown".
+    """
+
+    name: str  # "gpu" | "nnapi" | "xnnpack" | "hexagon" | ... (lower case)
     applied: bool
     message: str
+    coverage: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,8 @@ class BenchmarkResult:
     inference_min_us: float | None = None
     inference_max_us: float | None = None
     percentiles: tuple[tuple[str, float], ...] = ()
-    peak_memory_mb: float | None = None
-    memory_delta_mb: float | None = None
+    peak_memory_mb: float | None = None  # the whole process's peak ("via periodic monitoring")
+    memory_delta_mb: float | None = None  # growth of the peak since the tool started (the model's increment)
     model_size_mb: float | None = None
     num_threads: int | None = None
     op_profile: tuple[OpProfileRow, ...] = ()
@@ -75,7 +82,19 @@ class BenchmarkResult:
     raw_lines_parsed: int = 0
 
     def percentile(self, name: str) -> float | None:
+        """A percentile exactly as benchmark_model printed it (``median``, ``p5``, ``p95``...); None when it
+        printed none. Never derived from other statistics."""
         return dict(self.percentiles).get(name)
+
+    def delegate_ran(self, name: str) -> bool | None:
+        """True when the output shows delegate ``name`` running part or all of the graph, False when it shows it
+        failed or running nothing, None when the output says nothing about it."""
+        seen = [d for d in self.delegates if d.name == name]
+        if not seen:
+            return None
+        # The last word wins: "Created ... delegate" comes before "Though ... will not be executed".
+        decisive = [d for d in seen if d.coverage != "unknown"] or seen
+        return decisive[-1].applied
 
 
 _STATS = re.compile(rf"^count=(\d+)(?: first=({_NUM}))? curr=({_NUM})(?: min=({_NUM}) max=({_NUM}) avg=({_NUM}) "
@@ -84,20 +103,63 @@ _NEW_SUMMARY = re.compile(rf"Inference timings in us: Init: ({_NUM}), First infe
                           rf"Warmup \(avg\): ({_NUM}), Inference \(avg\): ({_NUM})")
 _OLD_SUMMARY = re.compile(rf"Average inference timings in us: Warmup: ({_NUM}), Init: ({_NUM}), "
                           rf"(?:no stats|Inference): ({_NUM})")
-_PEAK = re.compile(rf"(?:Overall )?[Pp]eak memory footprint \(MB\)(?::| via periodic monitoring:)\s*"
-                   rf"(?:init=({_NUM}) overall=({_NUM})|({_NUM}))")
-_DELTA = re.compile(rf"Memory footprint delta from the start of the tool \(MB\): init=({_NUM}) overall=({_NUM})")
+# Memory lines. "Overall peak memory footprint (MB) via periodic monitoring: X" is the whole process's peak
+# (--report_peak_memory_footprint). "Memory footprint delta from the start of the tool (MB): init=.. overall=.."
+# is the growth of the process's peak RSS since the tool started, i.e. the model's increment; older versions
+# printed that same delta as "Peak memory footprint (MB): init=.. overall=.." (benchmark_model.cc), so it is
+# read as the delta, not as a process peak.
+_PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring:\s*({_NUM})")
+_DELTA = re.compile(rf"(?:Memory footprint delta from the start of the tool|^Peak memory footprint) \(MB\): "
+                    rf"init=({_NUM}) overall=({_NUM})")
 _FAILURES = (
     (re.compile(r"not executable: (?:32|64)-bit ELF file|Exec format error|cannot execute binary file|"
                 r"syntax error: unexpected"), "benchmark_model binary is built for another ABI"),
     (re.compile(r"Failed to allocate tensors"), "failed to allocate tensors"),
     (re.compile(r"Failed to invoke"), "failed to invoke the interpreter"),
-    (re.compile(r"Failed to apply .* delegate|delegate .*failed|Failed to create .* delegate", re.I),
-     "delegate failed to apply"),
     (re.compile(r"Failed to mmap model|Could not build model|Failed to load model|Not a valid"), "could not load the model"),
     (re.compile(r"(?:inaccessible or not found|No such file or directory)"), "file not found"),
     (re.compile(r"Benchmarking failed"), "benchmarking failed"),
 )
+
+
+_DELEGATE_NAMES = (("xnnpack", "xnnpack"), ("gpu", "gpu"), ("nnapi", "nnapi"), ("hexagon", "hexagon"),
+                   ("coreml", "coreml"), ("external", "external"))
+
+
+def _delegate_name(text: str) -> str:
+    lowered = text.lower()
+    for key, name in _DELEGATE_NAMES:
+        if key in lowered:
+            return name
+    return lowered.strip("() ") or "unknown"
+
+
+def _delegate_status(s: str) -> DelegateStatus | None:
+    """One benchmark_model line about a delegate -> its status (messages of
+    tensorflow/lite/tools/benchmark/benchmark_tflite_model.cc and the TFLite delegates), else None."""
+    m = re.search(r"Explicitly applied (\S+) delegate, and the model graph will be (completely|partially) executed", s)
+    if m:
+        return DelegateStatus(_delegate_name(m[1]), True, s, "full" if m[2] == "completely" else "partial")
+    m = re.search(r"Though (\S+) delegate is explicitly applied, the model graph will not be executed", s)
+    if m:
+        return DelegateStatus(_delegate_name(m[1]), False, s, "none")
+    m = re.search(r"Replacing (\d+) out of (\d+) node\(s\) with delegate \(([^)]*)\)", s)
+    if m:
+        done, total = int(m[1]), int(m[2])
+        coverage = "none" if done == 0 else ("full" if done == total else "partial")
+        return DelegateStatus(_delegate_name(m[3]), done > 0, s, coverage)
+    m = re.search(r"Failed to (?:apply|create) (?:the )?(\S+) delegate|(\S+) delegate .*failed", s, re.I)
+    if m:
+        return DelegateStatus(_delegate_name(m[1] or m[2]), False, s, "failed")
+    m = re.search(r"(\S+) acceleration is unsupported on this platform", s)
+    if m:
+        return DelegateStatus(_delegate_name(m[1]), False, s, "failed")
+    m = re.search(r"Created TensorFlow Lite (\S+) delegate", s) or \
+        re.search(r"Created TensorFlow Lite delegate for (\w+)", s) or re.search(r"Applied (\S+) delegate", s)
+    if m:
+        # "Created" says the delegate exists, not how much of the graph it runs: coverage stays unknown.
+        return DelegateStatus(_delegate_name(m[1]), True, s, "unknown")
+    return None
 
 
 def _op_row(cells: list[str]) -> OpProfileRow | None:
@@ -214,7 +276,7 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
             continue
         m = _PEAK.search(s)
         if m:
-            values["peak_memory_mb"] = float(m[2] if m[2] is not None else m[3])
+            values["peak_memory_mb"] = float(m[1])
             parsed += 1
             continue
         m = re.search(rf"The input model file size \(MB\): ({_NUM})", s)
@@ -225,20 +287,15 @@ def parse_benchmark_output(text: str) -> BenchmarkResult:
         if m:
             values["num_threads"] = int(m[1])
             continue
-        m = re.search(r"Created TensorFlow Lite (\S+) delegate", s) or re.search(r"Applied (\S+) delegate", s)
-        if m:
-            delegates.append(DelegateStatus(m[1].lower(), True, s))
-            continue
-        m = re.search(r"Replacing (\d+) out of (\d+) node\(s\) with delegate \((\S+)\)", s)
-        if m:
-            delegates.append(DelegateStatus(m[3].strip("()").lower(), int(m[1]) > 0, s))
+        status = _delegate_status(s)
+        if status is not None:
+            delegates.append(status)
+            if status.coverage == "failed" and failure is None:
+                failure = f"delegate failed to apply: {s[:200]}"
             continue
         for pattern, reason in _FAILURES:
             if pattern.search(s) and failure is None:
                 failure = f"{reason}: {s[:200]}"
-                if reason == "delegate failed to apply":
-                    name = re.search(r"(GPU|NNAPI|XNNPACK|Hexagon)", s, re.I)
-                    delegates.append(DelegateStatus(name[1].lower() if name else "unknown", False, s))
                 break
     if any("node type" in l.lower() and "," in l for l in lines) and not ops_run:
         ops_run = _parse_op_csv([l for l in lines if "," in l])

@@ -46,6 +46,41 @@ class DeviceProfileRun:
     wall_s: float
     thermal_wait_s: float = 0.0
     warnings: tuple[str, ...] = ()
+    delegate_requested: str = "cpu"  # "gpu" | "nnapi" | "xnnpack" | "cpu": what the command line asked for
+    delegate_used: str = "cpu"  # what the output shows actually ran the graph (the numbers belong to it)
+    delegate_fallback: bool = False  # the requested delegate did not run: the numbers are the CPU's
+
+
+def requested_delegate(options: BenchmarkOptions) -> str:
+    if options.use_gpu:
+        return "gpu"
+    if options.use_nnapi:
+        return "nnapi"
+    return "xnnpack" if options.use_xnnpack else "cpu"
+
+
+def delegate_outcome(bench: BenchmarkResult, requested: str) -> tuple[str, bool, str | None]:
+    """(delegate that ran, fell back?, warning) from what benchmark_model printed.
+
+    A GPU/NNAPI delegate that failed to apply, or was applied but runs no node ("Though NNAPI delegate is
+    explicitly applied, the model graph will not be executed by the delegate"), leaves the graph on the CPU:
+    the numbers then belong to XNNPACK (when it ran) or the plain CPU kernels, never to the requested delegate.
+    """
+    cpu = "xnnpack" if bench.delegate_ran("xnnpack") else "cpu"
+    if requested in ("cpu", "xnnpack"):
+        if requested == "xnnpack" and bench.delegate_ran("xnnpack") is False:
+            return "cpu", True, "XNNPACK was requested but ran no node: the numbers are the plain CPU kernels'"
+        return requested, False, None
+    ran = bench.delegate_ran(requested)
+    if ran is False:
+        return cpu, True, (f"the {requested.upper()} delegate did not run (fell back to {cpu}); the numbers are "
+                           f"recorded under {cpu}")
+    if ran is None:
+        return requested, False, (f"benchmark_model's output does not say whether the {requested.upper()} "
+                                  f"delegate ran")
+    partial = any(d.name == requested and d.coverage == "partial" for d in bench.delegates)
+    return requested, False, (f"the {requested.upper()} delegate runs part of the graph; the rest runs on the CPU"
+                              if partial else None)
 
 
 def _conventions(info: DeviceInfo, samples_text: str) -> Conventions:
@@ -120,6 +155,11 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     if bench.failed or result.exit_code != 0:
         reason = bench.failure_reason or f"exit code {result.exit_code}"
         raise BenchmarkError(f"benchmark_model failed on {device.serial}: {reason}")
+    requested = requested_delegate(options)
+    delegate_used, fallback, delegate_warning = delegate_outcome(bench, requested)
+    if delegate_warning:
+        warnings.append(delegate_warning)
+        log.warning("%s: %s", device.serial, delegate_warning)
     after = device.snapshot()
     throttled = after.thermal_level > before.thermal_level or after.thermal_level >= 2
     energy = None
@@ -131,6 +171,8 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
         energy = compute_energy(parse_power_samples(base_text, conv), parse_power_samples(run_text, conv),
                                 bench.inference_avg_us / 1000.0, conv, rail_power)
         if energy.below_resolution:
-            warnings.append("net power is within the measurement uncertainty")
+            warnings.append(f"energy below resolution (< {energy.resolution_mj:.4g} mJ): the net power is within "
+                            f"the measurement's uncertainty; run longer (--min-secs) for more gauge readings")
     return DeviceProfileRun(bench, energy, before, after, throttled, info, model_push, device_binary, binary_sha,
-                            command, info.source, time.perf_counter() - started, thermal_wait_s, tuple(warnings))
+                            command, info.source, time.perf_counter() - started, thermal_wait_s, tuple(warnings),
+                            requested, delegate_used, fallback)

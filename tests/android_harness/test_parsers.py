@@ -37,8 +37,49 @@ def test_op_profiling_run_with_scientific_notation():
 
 def test_qualcomm_phone_run_with_peak_memory():
     r = parse_benchmark_output(rec("benchmark_model/yolov5s_fp32_nnapi_readme.txt"))
-    assert r.inference_avg_us == 249684 and r.warmup_avg_us == 304586 and r.peak_memory_mb == pytest.approx(138.809)
+    assert r.inference_avg_us == 249684 and r.warmup_avg_us == 304586
+    # Older benchmark_model printed the growth of the peak since the tool started as "Peak memory footprint (MB):
+    # init=.. overall=.." (later renamed "Memory footprint delta ..."): the model's increment, not a process peak.
+    assert r.memory_delta_mb == pytest.approx(138.809) and r.peak_memory_mb is None
     assert r.inference_count == 50 and r.op_profile == ()
+    # No percentiles printed: none are made up (no median from the mean, no p90 from p95 or the max).
+    assert r.percentiles == () and r.percentile("median") is None and r.percentile("p90") is None
+
+
+def test_whole_process_peak_is_the_periodic_monitoring_line():
+    r = parse_benchmark_output("INFO: Memory footprint delta from the start of the tool (MB): init=3.5 overall=20.25\n"
+                               "INFO: Overall peak memory footprint (MB) via periodic monitoring: 61.5\n"
+                               "INFO: Inference timings in us: Init: 1, First inference: 2, Warmup (avg): 3, "
+                               "Inference (avg): 4\n")
+    assert r.memory_delta_mb == pytest.approx(20.25) and r.peak_memory_mb == pytest.approx(61.5)
+
+
+def test_gpu_requested_but_unsupported_runs_on_xnnpack():
+    """A real run (Raspberry Pi 4, --use_gpu=true): the GPU delegate never ran, XNNPACK ran part of the graph."""
+    r = parse_benchmark_output(rec("benchmark_model/rpi4_gpu_requested_unsupported_xnnpack_partial.txt"))
+    assert not r.failed and r.inference_avg_us == pytest.approx(74481.6) and r.inference_count == 50
+    assert r.delegate_ran("gpu") is False and r.delegate_ran("xnnpack") is True
+    assert {(d.name, d.coverage) for d in r.delegates} == {("gpu", "failed"), ("xnnpack", "partial")}
+    assert r.memory_delta_mb == pytest.approx(64.8633) and r.percentile("median") is None
+
+
+@pytest.mark.parametrize("line,name,ran,coverage", [
+    # The messages of tensorflow/lite/tools/benchmark/benchmark_tflite_model.cc (BenchmarkTfLiteModel::Init).
+    ("INFO: Explicitly applied GPU delegate, and the model graph will be completely executed by the delegate.",
+     "gpu", True, "full"),
+    ("INFO: Explicitly applied NNAPI delegate, and the model graph will be partially executed by the delegate w/ "
+     "3 delegate kernels.", "nnapi", True, "partial"),
+    ("INFO: Though NNAPI delegate is explicitly applied, the model graph will not be executed by the delegate.",
+     "nnapi", False, "none"),
+    ("ERROR: Failed to apply GPU delegate.", "gpu", False, "failed"),
+    ("VERBOSE: Replacing 0 out of 31 node(s) with delegate (TfLiteGpuDelegateV2) node, yielding 0 partitions.",
+     "gpu", False, "none"),
+])
+def test_delegate_messages(line, name, ran, coverage):
+    r = parse_benchmark_output("INFO: Created TensorFlow Lite delegate for GPU.\nINFO: Created TensorFlow Lite "
+                               "delegate for NNAPI.\n" + line + "\nINFO: Inference timings in us: Init: 1, First "
+                               "inference: 2, Warmup (avg): 3, Inference (avg): 4\n")
+    assert r.delegate_ran(name) is ran and r.delegates[-1].coverage == coverage
 
 
 def test_benchmark_app_logcat_lines_with_percentiles():
@@ -53,7 +94,7 @@ def test_full_logcat_prefix_and_info_prefix_variants():
             "Warmup (avg): 6.5, Inference (avg): 1.25e+03\n"
             "INFO: Peak memory footprint (MB): init=1.5 overall=9.75\n")
     r = parse_benchmark_output(text)
-    assert r.inference_avg_us == 1250 and r.peak_memory_mb == pytest.approx(9.75)
+    assert r.inference_avg_us == 1250 and r.memory_delta_mb == pytest.approx(9.75)
 
 
 def test_old_average_timings_format():

@@ -58,13 +58,18 @@ def measurement_lines(m: Measurement) -> list[str]:
     lines = [
         f"model          {m.model_path}  ({m.size_kb:.1f} KB, sha256 {m.model_sha256[:12]})",
         f"target         {m.target} {m.device}   latency source: {m.source}",
-        f"options        threads={m.options.num_threads} delegate={m.options.delegate} "
+        f"options        threads={m.options.num_threads} delegate={m.delegate} "
         f"warmup={m.options.warmup_runs} timed runs={lat.count}",
         f"init           {lat.init_ms:.2f} ms   first inference {lat.first_inference_ms:.3f} ms",
-        f"latency (ms)   median {lat.median_ms:.3f}  mean {lat.mean_ms:.3f}  p90 {lat.p90_ms:.3f}  "
-        f"std {lat.std_ms:.3f}  min {lat.min_ms:.3f}  max {lat.max_ms:.3f}  (n={lat.count})",
-        f"peak memory    {_fmt(m.peak_memory_mb, '.1f', ' MB')}",
+        f"latency (ms)   median {_fmt(lat.median_ms)}  mean {lat.mean_ms:.3f}  p90 {_fmt(lat.p90_ms)}  "
+        + (f"p95 {lat.p95_ms:.3f}  " if lat.p95_ms is not None else "")
+        + f"std {lat.std_ms:.3f}  min {lat.min_ms:.3f}  max {lat.max_ms:.3f}  (n={lat.count})",
+        f"memory         model increment {_fmt(m.memory_increment_mb, '.1f', ' MB')}   "
+        f"whole-process peak {_fmt(m.process_peak_memory_mb, '.1f', ' MB')}",
     ]
+    if m.delegate_fallback:
+        lines.append(f"WARNING        the {m.options.delegate.upper()} delegate did not run; these numbers are "
+                     f"{m.delegate}'s")
     if m.macs is not None:
         lines.append(f"MACs           {m.macs:,}")
     e = m.energy
@@ -72,11 +77,16 @@ def measurement_lines(m: Measurement) -> list[str]:
         lines.append("energy         not measured")
     else:
         kind = e.source.split(":", 1)[0].upper()
+        value = (f"{e.energy_per_inference_mj:.4f} mJ/inference ± {e.uncertainty_mj:.4f}"
+                 if e.energy_per_inference_mj is not None else f"{e.text()} per inference")
+        per_joule = (f"{e.inferences_per_joule:,.0f} inferences/J" if e.inferences_per_joule is not None
+                     else "inferences/J n/a")
+        readings = f", {e.distinct_readings} gauge readings" if e.distinct_readings else ""
         lines += [
-            f"energy         {e.energy_per_inference_mj:.4f} mJ/inference ± {e.uncertainty_mj:.4f}  "
-            f"[{kind}: {e.source}, method {e.method}]",
-            f"               {e.inferences_per_joule:,.0f} inferences/J   avg power {e.avg_power_mw:.0f} mW "
-            f"(baseline {e.baseline_power_mw:.0f} mW)" + (f", {e.sample_count} samples" if e.sample_count else ""),
+            f"energy         {value}  [{kind}: {e.source}, method {e.method}]",
+            f"               {per_joule}   avg power {e.avg_power_mw:.0f} mW "
+            f"(baseline {e.baseline_power_mw:.0f} mW)" + (f", {e.sample_count} samples" if e.sample_count else "")
+            + readings,
         ]
         for rail in e.rails:
             lines.append(f"   rail        {rail.rail}: {rail.energy_mj:.4f} mJ")

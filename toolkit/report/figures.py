@@ -22,8 +22,8 @@ def _save(fig, path) -> str:
 
 
 def latency_distribution(samples: pd.DataFrame, summary: pd.DataFrame, path) -> str:
-    """A box per model x device where every timed run was kept (host); median with a p90 whisker where the
-    tool reports only aggregates (benchmark_model on phones)."""
+    """A box per model x device where every timed run was kept (host); the printed median (or mean, hollow) with
+    a whisker to the printed p95 where the tool reports only aggregates (benchmark_model on phones)."""
     fig, ax = plt.subplots(figsize=(8, 4))
     labels = []
     for i, row in enumerate(summary.itertuples(), start=1):
@@ -32,12 +32,20 @@ def latency_distribution(samples: pd.DataFrame, summary: pd.DataFrame, path) -> 
         if len(kept):
             ax.boxplot([kept.values], positions=[i], showfliers=False, widths=0.6)
         else:
-            ax.errorbar([i], [row.median_ms], yerr=[[0], [max(row.p90_ms - row.median_ms, 0)]], fmt="o",
-                        color="#2ca02c")
+            # Only what the phone's benchmark printed: its median (else its mean, drawn hollow) and a whisker up
+            # to its p95 when it printed one; nothing is drawn for a statistic it did not print.
+            median, mean = getattr(row, "median_ms", None), getattr(row, "mean_ms", None)
+            has_median = median is not None and not pd.isna(median)
+            centre = median if has_median else mean
+            top = next((v for v in (getattr(row, "p95_ms", None), getattr(row, "p90_ms", None))
+                        if v is not None and not pd.isna(v)), None)
+            if centre is not None and not pd.isna(centre):
+                ax.errorbar([i], [centre], yerr=[[0], [max(top - centre, 0) if top is not None else 0]], fmt="o",
+                            color="#2ca02c", mfc="#2ca02c" if has_median else "none")
         labels.append(f"{row.label}\n{row.device}\n[{row.source}]")
     ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=6, rotation=15)
     ax.set_ylabel("latency per inference (ms)")
-    ax.set_title("Latency over timed runs (box: all runs kept; dot + whisker: median to p90)")
+    ax.set_title("Latency over timed runs (box: all runs kept; dot: median (hollow: mean), whisker to p95)")
     return _save(fig, path)
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from toolkit.errors import StoreError
 from toolkit.store import Store, read_candidates, read_measurements
+from toolkit.targets.base import energy_text
 
 
 def _kind(source) -> str | None:
@@ -42,14 +43,41 @@ def load(db: str | Path, run: str | None = None) -> tuple[pd.DataFrame, pd.DataF
     return measurements, candidates
 
 
+def _flag(value) -> bool:
+    return bool(value) if value is not None and not pd.isna(value) else False
+
+
+def _num(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def energy_column(df: pd.DataFrame, flag: str = "energy_below_resolution",
+                  bound: str = "energy_resolution_mj") -> pd.Series:
+    """The energy per inference as it reads: "0.1234 mJ", "below resolution (< 0.0123 mJ)" or "not measured".
+    A below-resolution energy is NULL in ``energy_mj`` and never shown as a number."""
+    if df.empty:
+        return pd.Series([], dtype=object)
+    return pd.Series([energy_text(_num(r.get("energy_mj")), _flag(r.get(flag)), _num(r.get(bound)))
+                      for _, r in df.iterrows()], index=df.index, dtype=object)
+
+
 def summary(measurements: pd.DataFrame) -> pd.DataFrame:
-    """Per model x device: latency, memory, energy per inference and inferences per joule, with sources."""
+    """Per model x device: latency, memory, energy per inference and inferences per joule, with sources.
+
+    ``energy`` is the display text (a below-resolution energy reads "below resolution (< X mJ)", its
+    ``energy_mj`` and ``inferences_per_j`` are empty); ``delegate`` is the delegate that ran, with
+    ``delegate_fallback`` set when the requested one did not. Memory: ``process_peak_memory_mb`` is the whole
+    process's peak, ``memory_increment_mb`` the model's increment over the runtime's baseline.
+    """
     if measurements.empty:
         return pd.DataFrame()
-    cols = ["label", "device", "source", "num_threads", "median_ms", "p90_ms", "std_ms", "count", "peak_memory_mb",
-            "energy_mj", "energy_uncertainty_mj", "inferences_per_j", "avg_power_mw", "energy_method",
-            "energy_source", "energy_kind", "tflite_top1", "size_kb", "macs", "throttled"]
-    return measurements[[c for c in cols if c in measurements]].reset_index(drop=True)
+    df = measurements.assign(energy=energy_column(measurements))
+    cols = ["label", "device", "source", "num_threads", "delegate", "delegate_fallback", "median_ms", "p90_ms",
+            "p95_ms", "mean_ms", "std_ms", "count", "memory_increment_mb", "process_peak_memory_mb", "energy",
+            "energy_mj", "energy_uncertainty_mj", "energy_below_resolution", "energy_resolution_mj",
+            "inferences_per_j", "avg_power_mw", "energy_method", "energy_source", "energy_kind", "tflite_top1",
+            "size_kb", "macs", "throttled"]
+    return df[[c for c in cols if c in df]].reset_index(drop=True)
 
 
 def latency_samples(measurements: pd.DataFrame) -> pd.DataFrame:
@@ -95,10 +123,16 @@ def candidates_table(candidates: pd.DataFrame) -> pd.DataFrame:
         return candidates
     df = candidates[candidates["status"] == "ok"].copy()
     df["energy_kind"] = df["energy_source"].map(_kind)
+    # The loop records a below-resolution energy as energy_mj NULL with extra_json
+    # {"energy_below_resolution": true, "energy_resolution_mj": X}.
+    extra = [json.loads(x or "{}") if isinstance(x, str) else {} for x in df.get("extra_json", [None] * len(df))]
+    df["energy_below_resolution"] = [bool(e.get("energy_below_resolution")) for e in extra]
+    df["energy_resolution_mj"] = [e.get("energy_resolution_mj") for e in extra]
+    df["energy"] = energy_column(df)
     df["pareto_energy"] = pareto_front(df, "energy_mj")
     df["pareto_latency"] = pareto_front(df, "latency_ms")
     return df[["run_id", "candidate_id", "strategy", "cycle", "spec_hash", "int8_top1", "macs", "params", "size_kb",
-               "latency_ms", "latency_source", "energy_mj", "energy_source", "energy_kind", "score",
+               "latency_ms", "latency_source", "energy", "energy_mj", "energy_source", "energy_kind", "score",
                "requirements_met", "pareto_energy", "pareto_latency"]].reset_index(drop=True)
 
 

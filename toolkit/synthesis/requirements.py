@@ -5,7 +5,8 @@ Each requirement compares one metric of the **int8 artifact measured on the targ
     accuracy>=0.92          top-1 of the int8 .tflite (fraction, or percent when written "92%")
     accuracy_drop<=1.0pt    prototype int8 top-1 minus candidate int8 top-1, percentage points
     latency_ms<=3           median latency on the target
-    energy_mj<=0.5          energy per inference on the target (measured, virtual or estimated: see source)
+    energy_mj<=0.5          energy per inference on the target (measured, virtual or estimated: see source);
+                            never met by an energy below the measurement's resolution (it has no value)
     size_kb<=150            .tflite file size
     macs<=5M                multiply-accumulates (k, M, G suffixes)
     params<=100k            parameters (k, M suffixes)
@@ -85,10 +86,22 @@ def parse_requirements(texts) -> tuple[Requirement, ...]:
     return tuple(parse_requirement(t) for t in texts)
 
 
-def check(requirements: tuple[Requirement, ...], metrics: dict[str, float | None]) -> tuple[bool, str, float]:
-    """(all met, text of the failed ones, total relative violation)."""
+def check(requirements: tuple[Requirement, ...], metrics: dict[str, float | None],
+          why_missing: dict[str, str] | None = None) -> tuple[bool, str, float]:
+    """(all met, text of the failed ones, total relative violation).
+
+    A metric that is None is never met, whatever the bound: an energy below the measurement's resolution has no
+    value (``energy_mj`` None), so ``energy_mj<=...`` is not met by it. ``why_missing`` says why a metric is None
+    (``Measurement.unmeasured()`` gives e.g. ``{"energy_mj": "energy below resolution (< 0.012 mJ)"}``); the
+    reason then reads "energy_mj<=0.5 (energy below resolution (< 0.012 mJ))" instead of "(not measured)".
+
+    >>> check(parse_requirements("energy_mj<=1"), {"energy_mj": None},
+    ...       {"energy_mj": "energy below resolution (< 0.01 mJ)"})[:2]
+    (False, 'energy_mj<=1 (energy below resolution (< 0.01 mJ))')
+    """
+    why_missing = why_missing or {}
     failed = [r for r in requirements if not r.holds(metrics.get(r.metric))]
     violation = sum(r.violation(metrics.get(r.metric)) for r in requirements)
     reason = "; ".join(f"{r.text} (got {metrics[r.metric]:.6g})" if metrics.get(r.metric) is not None
-                       else f"{r.text} (not measured)" for r in failed)
+                       else f"{r.text} ({why_missing.get(r.metric, 'not measured')})" for r in failed)
     return not failed, reason, violation

@@ -9,6 +9,7 @@ from pathlib import Path
 from android_harness.benchmark import BenchmarkOptions
 from android_harness.connection import connect
 from android_harness.device import AndroidDevice
+from android_harness.parsers import BenchmarkResult
 from android_harness.profile import profile_on_device
 from toolkit.convert.interpreter import check_tflite_file
 from toolkit.provenance import tool_versions
@@ -22,6 +23,25 @@ from toolkit.targets.base import (
     RailEnergy,
     Target,
 )
+
+
+# The harness names the CPU path without XNNPACK "cpu", as ProfileOptions does.
+_OUR_DELEGATE = {"cpu": "cpu", "xnnpack": "xnnpack", "gpu": "gpu", "nnapi": "nnapi"}
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else us / 1000.0
+
+
+def latency_from_benchmark(b: BenchmarkResult) -> LatencyStats:
+    """benchmark_model's numbers as LatencyStats, each one what it printed under that name: no median printed ->
+    ``median_ms`` None (not the mean); no p90 printed (it prints p5/median/p95, never p90) -> ``p90_ms`` None."""
+    return LatencyStats(
+        init_ms=(b.init_us or 0.0) / 1000.0, first_inference_ms=(b.first_inference_us or 0.0) / 1000.0,
+        mean_ms=b.inference_avg_us / 1000.0, median_ms=_ms(b.percentile("median")), p90_ms=_ms(b.percentile("p90")),
+        std_ms=(b.inference_std_us or 0.0) / 1000.0, min_ms=(b.inference_min_us or b.inference_avg_us) / 1000.0,
+        max_ms=(b.inference_max_us or b.inference_avg_us) / 1000.0, count=b.inference_count or 0,
+        p95_ms=_ms(b.percentile("p95")))
 
 
 class AndroidTarget(Target):
@@ -60,13 +80,7 @@ class AndroidTarget(Target):
                                 thermal_timeout_s=self.thermal_timeout_s, battery_temp_max_c=self.battery_temp_max_c,
                                 benchmark_binary=self.benchmark_binary)
         b = run.benchmark
-        median_us = b.percentile("median") or b.inference_avg_us
-        latency = LatencyStats(
-            init_ms=(b.init_us or 0.0) / 1000.0, first_inference_ms=(b.first_inference_us or 0.0) / 1000.0,
-            mean_ms=b.inference_avg_us / 1000.0, median_ms=median_us / 1000.0,
-            p90_ms=(b.percentile("p90") or b.percentile("p95") or b.inference_max_us or b.inference_avg_us) / 1000.0,
-            std_ms=(b.inference_std_us or 0.0) / 1000.0, min_ms=(b.inference_min_us or b.inference_avg_us) / 1000.0,
-            max_ms=(b.inference_max_us or b.inference_avg_us) / 1000.0, count=b.inference_count or 0)
+        latency = latency_from_benchmark(b)
         energy = None
         if run.energy is not None:
             e = run.energy
@@ -75,7 +89,8 @@ class AndroidTarget(Target):
                 avg_power_mw=e.avg_power_mw, baseline_power_mw=e.baseline_power_mw, method=e.method,
                 source=run.source, uncertainty_mj=e.uncertainty_mj, sample_count=e.sample_count,
                 rails=tuple(RailEnergy(r.rail, r.energy_mj) for r in e.rails),
-                trace=tuple(PowerSample(t, p) for t, p in e.trace))
+                trace=tuple(PowerSample(t, p) for t, p in e.trace), below_resolution=e.below_resolution,
+                resolution_mj=e.resolution_mj, distinct_readings=e.distinct_readings)
         info = run.device_info
         provenance = {
             "device": info.serial, "model": info.model, "manufacturer": info.manufacturer, "soc": info.soc,
@@ -87,18 +102,23 @@ class AndroidTarget(Target):
             "benchmark_binary": run.binary, "benchmark_binary_sha256": run.binary_sha256 or "device-provided",
             "command": run.command, "energy_sources": ",".join(info.energy_sources),
             "wall_s": f"{run.wall_s:.2f}", "warnings": "; ".join(run.warnings),
+            "delegate_requested": run.delegate_requested, "delegate_used": run.delegate_used,
             "tool_versions": json.dumps(tool_versions(), sort_keys=True)}
         if run.energy is not None:
             c = run.energy.conventions
             provenance["gauge_conventions"] = (f"{c.current_unit}, discharge sign {c.current_sign_discharge:+d}"
                                                f"{' (detected)' if c.detected else ' (profile)'}")
             provenance["sample_rate_hz"] = f"{run.energy.sample_rate_hz:.1f}"
+            provenance["gauge_readings"] = (f"{run.energy.distinct_readings} distinct in "
+                                            f"{run.energy.sample_count} samples")
         return Measurement(
             target="android", device=info.serial, source=run.source, model_path=str(path),
             model_sha256=run.model_push.sha256, size_kb=path.stat().st_size / 1024.0, latency=latency,
-            options=options, peak_memory_mb=b.peak_memory_mb, energy=energy,
+            options=options, process_peak_memory_mb=b.peak_memory_mb, energy=energy,
             op_profile=tuple(OpStat(o.node_type, o.avg_ms, o.percent, o.times_called, o.name) for o in b.op_profile),
-            throttled=run.throttled, provenance=tuple(sorted((k, v) for k, v in provenance.items() if v)))
+            throttled=run.throttled, provenance=tuple(sorted((k, v) for k, v in provenance.items() if v)),
+            memory_increment_mb=b.memory_delta_mb, delegate_used=_OUR_DELEGATE[run.delegate_used],
+            delegate_fallback=run.delegate_fallback)
 
     @classmethod
     def from_cli_args(cls, args: argparse.Namespace) -> "AndroidTarget":

@@ -97,23 +97,29 @@ class HostTarget(Target):
             "threads": str(options.num_threads),
             "delegate": options.delegate,
             "device_profile": self.profile_name,
-            "memory_delta_mb": f"{result['memory_delta_mb']:.2f}",
+            "baseline_rss_mb": f"{result['baseline_rss_mb']:.2f}",
+            "memory_increment": ("peak RSS while loading and running the model minus RSS before loading it"
+                                 if result["memory_increment_exact"] else
+                                 "upper bound: the kernel refused to reset the peak (VmHWM) before loading"),
             "tool_versions": json.dumps(tool_versions(), sort_keys=True),
         }
         return Measurement(
             target="host", device="host", source=measured("host"), model_path=str(path),
             model_sha256=file_sha256(path), size_kb=path.stat().st_size / 1024.0, latency=latency,
-            options=options, peak_memory_mb=float(result["peak_memory_mb"]), energy=energy, macs=macs,
-            provenance=tuple(sorted(provenance.items())),
+            options=options, process_peak_memory_mb=float(result["process_peak_memory_mb"]), energy=energy,
+            macs=macs, provenance=tuple(sorted(provenance.items())),
+            memory_increment_mb=float(result["memory_increment_mb"]),
         )
 
     def _estimate_energy(self, median_ms: float, std_ms: float, options: ProfileOptions) -> EnergyResult:
         power_mw = float(self.device_profile.estimate_power_mw(options.num_threads))
         energy_mj = power_mw * median_ms / 1000.0  # mW x ms = uJ
         rel = (POWER_MODEL_REL_UNCERTAINTY ** 2 + (std_ms / median_ms if median_ms else 0.0) ** 2) ** 0.5
+        # An estimate has no measurement floor (below_resolution stays False, resolution_mj None); a zero
+        # estimate (zero latency or power) is no energy at all, and is reported as not measured.
         return EnergyResult(
-            energy_per_inference_mj=energy_mj,
-            inferences_per_joule=1000.0 / energy_mj if energy_mj > 0 else float("inf"),
+            energy_per_inference_mj=energy_mj if energy_mj > 0 else None,
+            inferences_per_joule=1000.0 / energy_mj if energy_mj > 0 else None,
             avg_power_mw=power_mw + float(self.device_profile.power_model.idle_mw),
             baseline_power_mw=float(self.device_profile.power_model.idle_mw),
             method="power_model",
