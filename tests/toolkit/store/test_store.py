@@ -11,7 +11,7 @@ def _measurement(sha="a" * 64, source="measured:host"):
     lat = LatencyStats.from_samples([1.0, 2.0, 3.0, 4.0], init_ms=5.0, first_inference_ms=6.0)
     energy = EnergyResult(0.5, 2000.0, 300.0, 100.0, "power_model", "estimated:host", 0.1)
     return Measurement("host", "host", source, "/m.tflite", sha, 12.5, lat, ProfileOptions(num_threads=2),
-                       peak_memory_mb=20.0, energy=energy, provenance=(("cpu", "x"),))
+                       process_peak_memory_mb=20.0, energy=energy, provenance=(("cpu", "x"),))
 
 
 def test_record_run_round_trips_to_pandas(tmp_path):
