@@ -6,12 +6,16 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="sample verified networks from a learned generator",
-                              description="Sample one network per seed from a synthesis run's learned generator, "
-                                          "fine-tune it, convert it to int8, measure it on the run's target and "
-                                          "keep the ones that meet the run's requirements (.keras + int8 .tflite "
-                                          "in RUN/generated/).")
+                              description="Sample one network per seed from a gensynth run's learned generator, take "
+                                          "its weights from the run's supernet, convert it to int8, evaluate it on "
+                                          "the run's validation split, measure it on the run's target and keep the "
+                                          "ones that meet the run's requirements (RUN/generated/). With --finalize "
+                                          "each also gets the run's final training (the prototype's budget) and "
+                                          "is reported on the test split.")
     p.add_argument("run_dir", metavar="RUN", help="the --out folder of a gensynth `ferminet synthesize` run")
     p.add_argument("--seeds", default="1-5", help="seeds, e.g. 1-5 or 3,7,9 (default 1-5)")
+    p.add_argument("--finalize", action="store_true",
+                   help="final-train every sampled network and judge the requirements on it")
     p.add_argument("--db", default=None, help="results store (default: the run's)")
     p.set_defaults(func=run)
 
@@ -20,9 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from toolkit.cli.cmd_synthesize import print_candidates
     from toolkit.synthesis import generate
 
-    result = generate(args.run_dir, args.seeds, args.db)
-    print_candidates(result.networks)
+    result = generate(args.run_dir, args.seeds, args.db, finalize=args.finalize, progress=args.finalize)
+    print_candidates(list(result.sampled) + (list(result.networks) if args.finalize else []))
     hashes = {n.spec_hash for n in result.passing}
-    print(f"{len(result.passing)} of {len(result.networks)} seeds meet the requirements "
+    what = "final-trained networks" if args.finalize else "sampled networks (proxy, validation split)"
+    print(f"{len(result.passing)} of {len(result.networks)} {what} meet the requirements "
           f"({len(hashes)} distinct architectures); files in {result.out_dir}")
     return 0 if result.passing else 1

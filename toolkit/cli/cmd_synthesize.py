@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
+import sys
 
-from toolkit.cli._common import add_data_arguments, add_db_argument, positive_int
+from toolkit.cli._common import add_data_arguments, positive_int
+
+log = logging.getLogger(__name__)
 
 
 def parse_budget(text: str) -> float:
@@ -18,27 +22,56 @@ def parse_budget(text: str) -> float:
     return seconds
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0. Received: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0. Received: {value}")
+    return value
+
+
+def _pct(value) -> str:
+    return f"{value:.2%}" if value is not None else "-"
+
+
 def print_candidates(rows, header: bool = True) -> None:
+    """One line per network: validation top-1 (what decisions used) and, for reported networks, test top-1."""
     if header:
-        print(f"{'candidate':<12}{'spec':<14}{'int8 top-1':>11}{'MACs':>13}{'params':>10}{'KB':>8}{'latency ms':>11}"
-              f"{'energy mJ':>11}  {'latency / energy source':<34}{'U':>7}  ok")
+        print(f"{'network':<15}{'phase':<10}{'spec':<14}{'val top-1':>10}{'test top-1':>11}{'MACs':>13}"
+              f"{'params':>10}{'KB':>8}{'latency ms':>11}{'energy mJ':>11}  {'latency / energy source':<34}"
+              f"{'U(val)':>7}  meets requirements")
     for c in rows:
         if c.status != "ok":
-            print(f"{c.candidate_id:<12}{c.spec_hash:<14}  failed: {c.failure_reason}")
+            print(f"{c.candidate_id:<15}{c.phase:<10}{c.spec_hash:<14}  failed: {c.failure_reason}")
             continue
         energy = f"{c.energy_mj:.4f}" if c.energy_mj is not None else "n/a"
-        print(f"{c.candidate_id:<12}{c.spec_hash:<14}{c.int8_top1:>11.2%}{c.macs:>13,}{c.params:>10,}"
-              f"{c.size_kb:>8.1f}{c.latency_ms:>11.3f}{energy:>11}  "
-              f"{(c.latency_source or '?') + ' / ' + (c.energy_source or 'n/a'):<34}{c.score:>7.1f}  "
-              f"{'yes' if c.feasible else 'no: ' + (c.failure_reason or '')}")
+        if c.test_feasible is None:
+            verdict = "yes (val)" if c.feasible else "no: " + (c.failure_reason or "")
+        else:
+            verdict = ("yes" if c.feasible else "no") + " (val), " + ("yes" if c.test_feasible else "no") + " (test)"
+        print(f"{c.candidate_id:<15}{c.phase:<10}{c.spec_hash:<14}{_pct(c.int8_top1):>10}{_pct(c.test_top1):>11}"
+              f"{c.macs:>13,}{c.params:>10,}{c.size_kb:>8.1f}{c.latency_ms:>11.3f}{energy:>11}  "
+              f"{(c.latency_source or '?') + ' / ' + (c.energy_source or 'n/a'):<34}{c.score:>7.1f}  {verdict}")
+
+
+# Options that define a run: on --resume they come from the run's run.json, so giving them is refused.
+_RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", "device", "require", "objective",
+                 "strategy", "budget", "population", "prototype_epochs", "supernet_epochs", "supernet_from",
+                 "final_k", "final_epochs", "distill", "no_reference_retrain", "train_samples", "val_samples",
+                 "eval_samples", "threads", "seed")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("synthesize", help="generative synthesis of networks meeting requirements",
-                              description="Train the prototype, then run generator-inquisitor cycles: sample "
-                                          "networks, inherit weights, fine-tune, convert to int8, measure on the "
-                                          "target, and update the generator toward networks that meet the "
-                                          "requirements with the best U. Baselines: --strategy random|width|l1prune.")
+    p = subparsers.add_parser(
+        "synthesize", help="generative synthesis of networks meeting requirements",
+        description="Train the prototype (on the training split minus a validation split), train it once more as a "
+                    "weight-sharing supernet, then run generator-inquisitor cycles: sample networks, take their "
+                    "weights from the supernet, convert to int8, evaluate on the validation split, measure on the "
+                    "target, and update the generator toward networks that meet the requirements with the best U. "
+                    "The best k get the prototype's training budget and are reported on the test split. "
+                    "Baselines: --strategy random|width|l1prune.")
     p.add_argument("--prototype", default="resnet20", help="resnet20 | mobilenetv2 | vgg_small (default resnet20)")
     p.add_argument("--prototype-width", type=float, default=1.0, help="width multiplier of the prototype")
     add_data_arguments(p)
@@ -49,42 +82,81 @@ def register(subparsers) -> None:
                         "energy_mj<=0.5, size_kb<=150, macs<=5M, params<=100k (default accuracy_drop<=1.0pt)")
     p.add_argument("--objective", choices=("netscore", "energy", "latency"), default="netscore")
     p.add_argument("--strategy", choices=("gensynth", "random", "width", "l1prune"), default="gensynth")
-    p.add_argument("--budget", type=parse_budget, default=None, help="wall-time budget, e.g. 60m (default: none)")
+    p.add_argument("--budget", type=parse_budget, default=None,
+                   help="wall-time budget of the search phase, e.g. 60m (default: none)")
     p.add_argument("--cycles", type=positive_int, default=None,
-                   help="generator cycles (default 5); with --resume, extend the run to this many cycles")
-    p.add_argument("--population", type=positive_int, default=8, help="candidates per cycle")
+                   help="generator cycles (default 5; gensynth and random); with --resume, extend the run to this "
+                        "many cycles")
+    p.add_argument("--population", type=positive_int, default=None, help="candidates per cycle (default 8)")
     p.add_argument("--prototype-epochs", type=positive_int, default=3)
-    p.add_argument("--finetune-epochs", type=positive_int, default=2)
+    p.add_argument("--supernet-epochs", type=non_negative_int, default=2,
+                   help="epochs of weight-sharing training (sandwich rule); checkpointed each epoch (default 2)")
+    p.add_argument("--supernet-from", default=None, metavar="RUN",
+                   help="reuse the trained supernet of an earlier run with the same prototype and data")
+    p.add_argument("--final-k", type=positive_int, default=3, help="networks that get final training (default 3)")
+    p.add_argument("--final-epochs", type=positive_int, default=None,
+                   help="final-training epochs (default: --prototype-epochs, the prototype's budget)")
+    p.add_argument("--distill", action="store_true", help="final training also learns the prototype's predictions")
+    p.add_argument("--no-reference-retrain", action="store_true",
+                   help="judge finals against the prototype as trained, without giving it the finals' training")
     p.add_argument("--train-samples", type=positive_int, default=None,
-                   help="training images for the prototype (default: the whole training split)")
-    p.add_argument("--finetune-samples", type=positive_int, default=20_000, help="training images for fine-tuning")
-    p.add_argument("--eval-samples", type=positive_int, default=2_000, help="test images used during the search")
+                   help="training images (default: the whole training split)")
+    p.add_argument("--val-samples", type=positive_int, default=5_000,
+                   help="validation images carved from the training split (default 5000)")
+    p.add_argument("--eval-samples", type=positive_int, default=None,
+                   help="validation images each candidate is evaluated on (default: all)")
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="run folder (prototype, candidates, generator.json)")
+    p.add_argument("--out", required=True, help="run folder (prototype, supernet, candidates, finals, generator.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    add_db_argument(p)
-    p.set_defaults(func=run)
+    p.add_argument("--db", default=None,
+                   help="results store (default: ./ferminet.db; with --resume, the store the run recorded)")
+    p.set_defaults(func=run, synthesize_parser=p)
+
+
+def _given(args: argparse.Namespace) -> list[str]:
+    """The run-defining options the user set (differing from their defaults)."""
+    parser = args.synthesize_parser
+    return [name for name in _RUN_DEFINING if getattr(args, name) != parser.get_default(name)]
 
 
 def run(args: argparse.Namespace) -> int:
+    from toolkit.errors import InvalidArgumentError
     from toolkit.synthesis import SynthesisConfig, run_synthesis
 
-    config = SynthesisConfig(
-        prototype=args.prototype, prototype_width=args.prototype_width, dataset=args.data,
-        data_path=args.data_path, target="android" if args.device else args.target, device=args.device,
-        requirements=tuple(args.require or ("accuracy_drop<=1.0pt",)), objective=args.objective,
-        strategy=args.strategy, cycles=args.cycles or 5, population=args.population, budget_s=args.budget,
-        prototype_epochs=args.prototype_epochs, finetune_epochs=args.finetune_epochs,
-        n_train=args.train_samples, finetune_n_train=args.finetune_samples, n_eval=args.eval_samples,
-        threads=args.threads, seed=args.seed)
-    result = run_synthesis(config, args.out, args.db, resume=args.resume,
-                           cycles=args.cycles if args.resume else None)
+    if args.resume:
+        given = _given(args)
+        if given:
+            flags = ", ".join("--" + g.replace("_", "-") for g in given)
+            raise InvalidArgumentError(f"--resume continues the run as recorded in {args.out}/run.json; {flags} "
+                                       f"would be ignored. Drop {flags} (only --cycles and --db apply to a resume)")
+        result = run_synthesis(SynthesisConfig(), args.out, args.db, resume=True, cycles=args.cycles)
+    else:
+        if args.strategy in ("width", "l1prune") and (args.cycles is not None or args.population is not None):
+            raise InvalidArgumentError(f"--strategy {args.strategy} evaluates one uniform network per width option; "
+                                       f"it has no cycles or population. Drop --cycles/--population")
+        config = SynthesisConfig(
+            prototype=args.prototype, prototype_width=args.prototype_width, dataset=args.data,
+            data_path=args.data_path, target="android" if args.device else args.target, device=args.device,
+            requirements=tuple(args.require or ("accuracy_drop<=1.0pt",)), objective=args.objective,
+            strategy=args.strategy, cycles=args.cycles or 5, population=args.population or 8, budget_s=args.budget,
+            prototype_epochs=args.prototype_epochs, supernet_epochs=args.supernet_epochs,
+            supernet_path=args.supernet_from, final_k=args.final_k, final_epochs=args.final_epochs,
+            distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
+            n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed)
+        result = run_synthesis(config, args.out, args.db)
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
-          f"{len(result.candidates)} candidates, {len(result.feasible)} meet {', '.join(config.requirements)}")
-    print_candidates([result.prototype] + ([result.best] if result.best else []))
+          f"{len(result.candidates)} candidates searched, {len(result.feasible)} met the requirements on the "
+          f"proxy (validation); {len(result.finals)} final-trained")
+    rows = [result.prototype] + ([result.reference] if result.reference else []) + list(result.finals)
+    print_candidates(rows)
     if result.best is None:
-        print("no candidate met the requirements")
+        print("no final network met the requirements on the validation split")
+    else:
+        b = result.best
+        print(f"best: {b.candidate_id} ({b.macs:,} MACs, {result.prototype.macs / b.macs:.1f}x fewer than the "
+              f"prototype), test top-1 {_pct(b.test_top1)}; requirements on test: "
+              f"{'met' if b.test_feasible else 'NOT met'}")
     print(f"run folder {result.out_dir}; results in {result.db}; report: ferminet report --db {result.db} "
-          f"--run {result.run_id} --out {result.out_dir}/report")
+          f"--run {result.run_id} --out {result.out_dir}/report", file=sys.stdout)
     return 0

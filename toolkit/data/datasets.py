@@ -83,6 +83,28 @@ class Dataset:
         return replace(self, x_train=self.x_train[tr], y_train=self.y_train[tr],
                        x_val=self.x_train[val], y_val=self.y_train[val])
 
+    def holdout(self, n_val: int, seed: int = 0) -> "Dataset":
+        """Carve a class-stratified validation split of ``n_val`` images out of the training split.
+
+        The images moved to ``x_val`` leave ``x_train``; the same ``seed`` always picks the same images."""
+        if isinstance(n_val, bool) or not isinstance(n_val, int) or not 0 < n_val < len(self.x_train):
+            raise InvalidArgumentError(f"The validation split must hold between 1 and {len(self.x_train) - 1} "
+                                       f"training images. Received: n_val={n_val!r}")
+        rng = np.random.default_rng(seed)
+        _, _, idx = _take(self.x_train, self.y_train, n_val, rng, "n_val", return_index=True)
+        keep = np.ones(len(self.x_train), bool)
+        keep[idx] = False
+        return replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep],
+                       x_val=self.x_train[idx], y_val=self.y_train[idx])
+
+    def validation_as_test(self, n: int | None = None) -> "Dataset":
+        """This dataset with its validation split (first ``n`` images) in the place of the test split, for code
+        that evaluates on ``x_test`` (conversion checks) while a search must not see the test split."""
+        if len(self.x_val) == 0:
+            raise InvalidArgumentError(f"Dataset {self.name!r} has no validation split; call holdout(n_val) first")
+        n = len(self.x_val) if n is None else min(int(n), len(self.x_val))
+        return replace(self, x_test=self.x_val[:n], y_test=self.y_val[:n])
+
     def representative(self, n: int = 200, seed: int = 0) -> Callable[[], Iterator[list[np.ndarray]]]:
         """A zero-argument generator of ``n`` training images, one per batch, for int8 calibration."""
         if n < 1:
@@ -97,9 +119,10 @@ class Dataset:
         return generator
 
 
-def _take(x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator, name: str):
+def _take(x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator, name: str,
+          return_index: bool = False):
     if n is None or n >= len(x):
-        return x, y
+        return (x, y, np.arange(len(x))) if return_index else (x, y)
     if n < 1:
         raise InvalidArgumentError(f"{name} must be >= 1 or None. Received: {name}={n!r}")
     picked = []
@@ -110,7 +133,7 @@ def _take(x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator,
         k = max(1, int(round(per_class[cls] * n)))
         picked.append(rng.choice(members, size=min(k, len(members)), replace=False))
     idx = rng.permutation(np.concatenate(picked))[:n]
-    return x[idx], y[idx]
+    return (x[idx], y[idx], idx) if return_index else (x[idx], y[idx])
 
 
 def _read_idx_gz(path: Path) -> np.ndarray:

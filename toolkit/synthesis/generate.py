@@ -1,24 +1,26 @@
 """Use a learned generator: sample networks from new seeds and keep those that meet the requirements.
 
-``generate(run_dir, seeds)`` loads ``generator.json`` (theta_G), the prototype's weights and the
-inquisitor's importance from a synthesis run folder; for every seed it samples an architecture, inherits
-weights, fine-tunes with the run's recipe, converts to int8 (validated), measures on the run's target and
-checks the run's requirements. Networks that pass are written as ``generated/seed-<n>.keras`` and
-``generated/seed-<n>_int8.tflite``; the others are reported with the requirement they missed, and their
-files removed.
+``generate(run_dir, seeds)`` opens a finished gensynth run folder (``generator.json`` = theta_G, the prototype,
+the channel importance and the trained supernet). For every seed it samples an architecture, takes its weights
+from the supernet (batch-norm statistics re-estimated), converts it to int8 (validated on the run's validation
+split), measures it on the run's target and checks the run's requirements against the run's search reference,
+exactly as the search did. With ``finalize=True`` every sampled network also gets the run's final recipe
+(the prototype's epochs and data), int8, validation and test top-1, measurement, and the requirements judged
+against the run's final reference: only those are synthesized networks.
+
+Networks that pass are kept as ``generated/seed-<n>...``; the others are reported with the requirement they
+missed, and their files removed.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from toolkit.errors import InvalidArgumentError, ToolkitError
-from toolkit.synthesis.loop import CandidateResult, SynthesisConfig, _Context, _evaluate, _write_candidate
+from toolkit.synthesis.loop import (CandidateResult, RunLock, SynthesisConfig, _assess, _build_evaluator, _Context,
+                                    _prototype, _reference, _search_reference, _train_final, _write_candidate,
+                                    read_run_file)
 from toolkit.synthesis.requirements import parse_requirements
 
 
@@ -27,11 +29,12 @@ class GenerateResult:
     run_id: str
     source_run_id: str
     out_dir: str
-    networks: tuple[CandidateResult, ...]
+    networks: tuple[CandidateResult, ...]  # finals when finalized, else the search-evaluated samples
+    sampled: tuple[CandidateResult, ...] = ()
 
     @property
     def passing(self) -> tuple[CandidateResult, ...]:
-        return tuple(n for n in self.networks if n.feasible)
+        return tuple(n for n in self.networks if n.feasible and n.test_feasible is not False)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -54,56 +57,88 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(seeds))
 
 
-def generate(run_dir: str | Path, seeds, db: str | Path | None = None) -> GenerateResult:
-    import keras
+def _discard_files(c: CandidateResult) -> CandidateResult:
+    for path in (c.keras_path, c.tflite_path):
+        if path and Path(path).exists():
+            Path(path).unlink()
+    return dataclasses.replace(c, keras_path=None, tflite_path=None)
 
+
+def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finalize: bool = False,
+             progress: bool = False) -> GenerateResult:
     from toolkit.store import Store
     from toolkit.synthesis.generator import Generator
+    from toolkit.synthesis.supernet import STATE, has_checkpoint
 
     run = Path(run_dir)
-    run_file = run / "run.json"
-    if not run_file.is_file():
-        raise InvalidArgumentError(f"{str(run)!r} is not a synthesis run folder (no run.json). "
-                                   f"Pass the --out folder of `ferminet synthesize`")
-    saved = json.loads(run_file.read_text())
+    saved = read_run_file(run)
     config = SynthesisConfig.from_dict(saved["config"])
     if config.strategy != "gensynth":
         raise InvalidArgumentError(f"Run {saved['run_id']} used strategy {config.strategy!r}; only gensynth runs "
                                    f"learn a generator")
     generator = Generator.load(run / "generator.json")
+    if config.supernet_path is None:
+        import json
+
+        state = json.loads((run / "supernet" / STATE).read_text()) if has_checkpoint(run / "supernet") else {}
+        if state.get("epochs_done") != config.supernet_epochs:
+            raise InvalidArgumentError(f"The run in {str(run)!r} has not finished training its supernet; resume it "
+                                       f"first: ferminet synthesize --out {run} --resume")
     db = Path(db or saved.get("db", "ferminet.db"))
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else tuple(seeds)
-    ctx = _Context(config, run, parse_requirements(config.requirements))
-    ctx.space = generator.space
-    ctx.prototype_model = keras.models.load_model(run / "prototype.keras", compile=False)
-    with np.load(run / "importance.npz") as npz:
-        ctx.importance = {k: npz[k] for k in npz.files}
-    out = run / "generated"
-    out.mkdir(exist_ok=True)
-    with Store(db) as store:
-        rows = store.query("SELECT int8_top1 FROM candidates WHERE run_id=? AND candidate_id='prototype'",
-                           (saved["run_id"],))
-        if not rows:
-            raise ToolkitError(f"The store {str(db)!r} has no prototype for run {saved['run_id']}; pass its --db")
-        ctx.proto_int8_top1 = rows[0]["int8_top1"]
-        run_id = store.start_run("generate", command=f"generate {run} --seeds {','.join(map(str, seeds))}",
-                                 options={"source_run": saved["run_id"], "seeds": list(seeds)})
-        networks = []
-        for seed in seeds:
-            sample = generator.sample(seed)
-            cid = f"seed-{seed}"
-            try:
-                c, stored = _evaluate(ctx, sample.spec, candidate_id=cid, cycle=0, strategy="generated", seed=seed,
-                                      choices=sample.choices, importance=ctx.importance, folder=out)
-            except ToolkitError as exc:
-                c, stored = CandidateResult(cid, 0, "generated", seed, sample.spec.spec_hash(), "failed",
-                                            f"{type(exc).__name__}: {exc}", choices=sample.choices), None
-            if not c.feasible:
-                for path in (c.keras_path, c.tflite_path):
-                    if path and Path(path).exists():
-                        Path(path).unlink()
-                c = dataclasses.replace(c, keras_path=None, tflite_path=None)
-            _write_candidate(store, run_id, c, sample.spec.to_json(), stored)
-            networks.append(c)
-        store.finish_run(run_id)
-    return GenerateResult(run_id, saved["run_id"], str(out), tuple(networks))
+    source_run = saved["run_id"]
+    with RunLock(run):
+        ctx = _Context(config, run, parse_requirements(config.requirements))
+        ctx.progress = progress
+        out = run / "generated"
+        out.mkdir(exist_ok=True)
+        with Store(db) as store:
+            done = {r["candidate_id"]: r for r in store.query(
+                "SELECT * FROM candidates WHERE run_id=? ORDER BY cycle, candidate_id", (source_run,))}
+            if "prototype" not in done:
+                raise ToolkitError(f"The store {str(db)!r} has no prototype for run {source_run}; pass its --db")
+            proto = _prototype(ctx, store, source_run, done)
+            _build_evaluator(ctx, progress=False)
+            _search_reference(ctx, store, source_run, done, proto)
+            if finalize:
+                _reference(ctx, store, source_run, done, proto)
+            run_id = store.start_run("generate", command=f"generate {run} --seeds {','.join(map(str, seeds))}"
+                                     + (" --finalize" if finalize else ""),
+                                     options={"source_run": source_run, "seeds": list(seeds), "finalize": finalize})
+            sampled, networks = [], []
+            for seed in seeds:
+                sample = generator.sample(seed)
+                cid = f"seed-{seed}"
+                try:
+                    model, spec = ctx.evaluator.proxy(sample.choices, name=f"{config.prototype}_{cid}")
+                    c, stored = _assess(ctx, model, spec, candidate_id=cid, cycle=0, strategy="generated", seed=seed,
+                                        choices=sample.choices, phase="search", reference=ctx.search_reference,
+                                        folder=out)
+                except ToolkitError as exc:
+                    c, stored = CandidateResult(cid, 0, "generated", seed, sample.spec.spec_hash(), "failed",
+                                                f"{type(exc).__name__}: {exc}", choices=sample.choices), None
+                if finalize or not c.feasible:
+                    c = _discard_files(c)
+                _write_candidate(store, run_id, c, sample.spec.to_json(), stored)
+                sampled.append(c)
+                if not finalize:
+                    networks.append(c)
+                    continue
+                fid = f"seed-{seed}-final"
+                ref = ctx.final_reference
+                try:
+                    model, spec = _train_final(ctx, sample.choices, f"{config.prototype}_{fid}")
+                    f, stored = _assess(ctx, model, spec, candidate_id=fid, cycle=0, strategy="generated", seed=seed,
+                                        choices=sample.choices, phase="final", reference=ref.int8_top1,
+                                        test_reference=ref.test_top1, folder=out, parent=cid,
+                                        proxy_top1=c.int8_top1)
+                except ToolkitError as exc:
+                    f, stored = CandidateResult(fid, 0, "generated", seed, sample.spec.spec_hash(), "failed",
+                                                f"{type(exc).__name__}: {exc}", choices=sample.choices,
+                                                phase="final", parent=cid), None
+                if not (f.feasible and f.test_feasible):
+                    f = _discard_files(f)
+                _write_candidate(store, run_id, f, sample.spec.to_json(), stored)
+                networks.append(f)
+            store.finish_run(run_id)
+    return GenerateResult(run_id, source_run, str(out), tuple(networks), tuple(sampled))

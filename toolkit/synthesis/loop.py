@@ -1,24 +1,33 @@
 """The synthesis loop: the one module that drives the data path.
 
-    prototype (train, convert int8, measure) -> inquisitor probe -> prior on G
-    cycle: G.sample(seed) x population -> build + inherit -> fine-tune -> int8 (validated) -> measure on the target
-           -> U and 1_r -> store the candidate -> inquisitor.update(G)
+    data: train / validation (carved from train, stratified, fixed by the seed) / test
+    prototype (trained on train, int8 top-1 on validation) -> inquisitor probe (Taylor importance) -> prior on G
+    -> weight-sharing supernet over the decision space (trained once, checkpointed, resumable)
+    cycle: G.sample(seed) x population -> extract from the supernet + re-estimate BN (no training)
+           -> int8 (validated on validation) -> measure on the target -> U and 1_r -> store -> inquisitor.update(G)
+    finals: the best k by U whose proxy meets the requirements (else the closest) get the final recipe (the
+           prototype's epochs and data, from their supernet weights) -> int8 -> validation and, once, test ->
+           target; so does the prototype architecture itself (the reference), so no network wins by having been
+           trained longer.
 
-Every candidate is written to the store the moment it finishes (one transaction: candidate, model and
-measurement rows). Candidate ids and seeds are deterministic (``c<cycle>-<index>``), so ``resume=True``
-skips the stored ones and rebuilds the generator by replaying the stored cycles through the same update rule:
-a killed run continues exactly where it stopped, without losing or redoing a finished candidate.
+Every decision (elite, finals, best) is made on the validation split; the test split is read once per reported
+network (the prototype, the reference and the finals), never during the search. Every candidate is written to
+the store the moment it finishes (candidate, model and measurement rows in one transaction). Candidate ids and
+seeds are deterministic (``c<cycle>-<index>``, ``final-<i>``), so ``resume=True`` skips the stored ones and rebuilds
+the generator by replaying the stored cycles through the same update rule.
 
-Strategies share the same build, inheritance, fine-tuning, conversion and measurement:
+Strategies share the evaluator, the conversion, the measurement and the final recipe:
 ``gensynth`` (learned generator), ``random`` (the same space, uniform, never updated), ``width`` (uniform
-width scaling of the prototype), ``l1prune`` (Li et al. 2017: filters ranked by kernel L1 norm, uniform
-prune ratios).
+width scaling of the prototype, picked on validation), ``l1prune`` (Li et al. 2017: filters ranked by kernel L1
+norm, uniform prune ratios, weights from the prototype instead of the supernet).
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +40,7 @@ from toolkit.synthesis.requirements import Requirement, check, parse_requirement
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("gensynth", "random", "width", "l1prune")
+PHASES = ("prototype", "search", "final", "reference")
 
 
 @dataclass(frozen=True)
@@ -47,21 +57,27 @@ class SynthesisConfig:
     strategy: str = "gensynth"
     cycles: int = 5
     population: int = 8
-    budget_s: float | None = None
+    budget_s: float | None = None  # wall time of the search phase
     prototype_width: float = 1.0
     prototype_path: str | None = None  # a trained prototype (.keras) to start from instead of training one
+    supernet_path: str | None = None  # a run folder whose trained supernet to reuse (same prototype and data)
     prototype_epochs: int = 3
-    finetune_epochs: int = 2
+    supernet_epochs: int = 2
+    final_k: int = 3
+    final_epochs: int | None = None  # default: the prototype's epochs (the same budget as the prototype)
+    distill: bool = False  # final training also learns the prototype's soft predictions
+    retrain_reference: bool = True  # the prototype architecture gets the finals' extra training too
     n_train: int | None = None
-    finetune_n_train: int | None = 20_000
-    n_eval: int = 2_000
+    n_val: int = 5_000
+    n_eval: int | None = None  # validation images the search evaluates on (default: all of them)
+    recal_samples: int = 1_024
     probe_samples: int = 512
     threads: int = 1
     profile_runs: int = 30
     seed: int = 0
     width_options: tuple[float, ...] = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
     learning_rate: float = 2e-3
-    finetune_learning_rate: float = 2e-3
+    supernet_learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
         from toolkit.arch import PROTOTYPES
@@ -73,13 +89,26 @@ class SynthesisConfig:
             raise InvalidArgumentError(f"Unknown prototype {self.prototype!r}. Use one of {', '.join(PROTOTYPES)}")
         if self.objective not in OBJECTIVES:
             raise InvalidArgumentError(f"Unknown objective {self.objective!r}. Use one of {', '.join(OBJECTIVES)}")
-        for name in ("cycles", "population", "prototype_epochs", "finetune_epochs", "threads", "profile_runs"):
+        for name in ("cycles", "population", "prototype_epochs", "final_k", "threads", "profile_runs", "n_val",
+                     "recal_samples", "probe_samples"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+        for name in ("final_epochs", "n_eval", "n_train"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidArgumentError(f"{name} must be an integer >= 1 or None. Received: {name}={value!r}")
+        if isinstance(self.supernet_epochs, bool) or not isinstance(self.supernet_epochs, int) \
+                or self.supernet_epochs < 0:
+            raise InvalidArgumentError(f"supernet_epochs must be an integer >= 0. "
+                                       f"Received: supernet_epochs={self.supernet_epochs!r}")
         if self.budget_s is not None and not self.budget_s > 0:
             raise InvalidArgumentError(f"The budget must be > 0. Received: budget={self.budget_s!r}; e.g. --budget 60m")
         parse_requirements(self.requirements)
+
+    @property
+    def uses_supernet(self) -> bool:
+        return self.strategy != "l1prune"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -96,6 +125,10 @@ class SynthesisConfig:
 
 @dataclass(frozen=True)
 class CandidateResult:
+    """One evaluated network. ``int8_top1`` is on the validation split (what decisions use); ``test_top1`` is
+    set only for reported networks (prototype, reference, finals). ``feasible`` is the requirement indicator on
+    validation; ``test_feasible`` the same requirements judged on the test split (finals and prototype)."""
+
     candidate_id: str
     cycle: int
     strategy: str
@@ -118,6 +151,11 @@ class CandidateResult:
     keras_path: str | None = None
     tflite_path: str | None = None
     choices: dict = field(default_factory=dict)
+    phase: str = "search"
+    test_top1: float | None = None
+    test_feasible: bool | None = None
+    parent: str | None = None  # a final's search candidate
+    proxy_top1: float | None = None  # a final's search-time (proxy) validation top-1
 
 
 @dataclass(frozen=True)
@@ -127,10 +165,13 @@ class SynthesisResult:
     db: str
     strategy: str
     prototype: CandidateResult
-    best: CandidateResult | None
-    candidates: tuple[CandidateResult, ...]
+    best: CandidateResult | None  # the final with the best validation U among those meeting the requirements
+    candidates: tuple[CandidateResult, ...]  # the search
+    finals: tuple[CandidateResult, ...]
+    reference: CandidateResult | None  # the prototype architecture given the finals' training
     wall_s: float
     stopped: str  # "done" | "budget"
+    phase_seconds: dict = field(default_factory=dict)
 
     @property
     def feasible(self) -> tuple[CandidateResult, ...]:
@@ -138,7 +179,7 @@ class SynthesisResult:
 
 
 class _Context:
-    """What every candidate evaluation needs: data, target, prototype and its probe."""
+    """What every evaluation needs: the three splits, the target, the prototype, the evaluator."""
 
     def __init__(self, config: SynthesisConfig, out: Path, requirements: tuple[Requirement, ...]):
         from toolkit.data import load_dataset
@@ -148,20 +189,25 @@ class _Context:
         self.out = out
         self.requirements = requirements
         data = load_dataset(config.dataset, path=config.data_path, n_train=config.n_train, seed=config.seed)
-        self.data = data
-        self.finetune_data = data.subset(n_train=config.finetune_n_train, seed=config.seed) \
-            if config.finetune_n_train else data
-        self.eval_data = data.subset(n_test=config.n_eval, seed=config.seed) if config.n_eval else data
+        data = data.holdout(min(config.n_val, len(data.x_train) // 5), seed=config.seed)
+        self.test = data  # the test split: read only by _report_on_test
+        # Training sees train; anything a trainer evaluates on the side is the validation split, never test.
+        self.train_data = data.validation_as_test()
+        self.search_data = data.validation_as_test(config.n_eval)
+        rng = np.random.default_rng(config.seed)
+        self.recal_x = data.x_train[rng.choice(len(data.x_train), min(config.recal_samples, len(data.x_train)),
+                                               replace=False)]
         kwargs = {"device": config.device} if config.target == "android" else {}
         self.target = get_target(config.target, **kwargs)
         if config.target == "android":
             self.target.device.info()  # an unreachable phone fails now, not after training the prototype
         self.prototype_model = None
         self.importance: dict[str, np.ndarray] = {}
-        self.l1: dict[str, np.ndarray] = {}
         self.space = None
-        self.proto_int8_top1: float | None = None
-        self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first result
+        self.evaluator = None
+        self.search_reference: float | None = None  # proxy top-1 of the prototype architecture (validation)
+        self.final_reference: CandidateResult | None = None
+        self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
         self.progress = False
 
 
@@ -169,43 +215,32 @@ def _seed(config: SynthesisConfig, cycle: int, index: int) -> int:
     return config.seed * 1_000_003 + cycle * 1_000 + index
 
 
-def _metrics(c: CandidateResult, proto_int8: float | None) -> dict[str, float | None]:
-    drop = None if (c.int8_top1 is None or proto_int8 is None) else (proto_int8 - c.int8_top1) * 100.0
-    return {"accuracy": c.int8_top1, "accuracy_drop": drop, "latency_ms": c.latency_ms, "energy_mj": c.energy_mj,
+def _metrics(top1: float | None, reference: float | None, c: CandidateResult) -> dict[str, float | None]:
+    drop = None if (top1 is None or reference is None) else (reference - top1) * 100.0
+    return {"accuracy": top1, "accuracy_drop": drop, "latency_ms": c.latency_ms, "energy_mj": c.energy_mj,
             "size_kb": c.size_kb, "macs": c.macs, "params": c.params}
 
 
-def _evaluate(ctx: _Context, spec, *, candidate_id: str, cycle: int, strategy: str, seed: int | None,
-              choices: dict, importance: dict, train_from_scratch: bool = False,
-              folder: Path | None = None, model=None) -> tuple[CandidateResult, tuple]:
-    """Build, inherit, fine-tune, convert, measure, score. Returns the result and rows for the store."""
-    from toolkit.arch import build_model, count_macs, count_params
+def _assess(ctx: _Context, model, spec, *, candidate_id: str, cycle: int, strategy: str, seed: int | None,
+            choices: dict, phase: str, reference: float | None, test_reference: float | None = None,
+            folder: Path | None = None, **extra) -> tuple[CandidateResult, tuple]:
+    """Convert (int8, validated on validation), measure, score; for reported phases also top-1 on test, once."""
+    from toolkit.arch import count_macs, count_params
     from toolkit.convert import convert_model
     from toolkit.provenance import file_sha256
     from toolkit.store import ModelRecord
-    from toolkit.synthesis.inherit import inherit_weights
     from toolkit.synthesis.objective import score
     from toolkit.targets import ProfileOptions
-    from toolkit.train import TrainBudget, train
 
     cfg = ctx.config
-    folder = folder or ctx.out / "candidates"
+    folder = folder or ctx.out / ("candidates" if phase == "search" else "finals")
     folder.mkdir(parents=True, exist_ok=True)
-    if model is not None:
-        pass  # an already trained network (a given prototype): evaluate as it is
-    elif train_from_scratch:
-        model = build_model(spec, seed=seed if seed is not None else cfg.seed)
-        train(model, ctx.data, TrainBudget(epochs=cfg.prototype_epochs), learning_rate=cfg.learning_rate,
-              seed=cfg.seed, progress=ctx.progress)
-    else:
-        model = build_model(spec, seed=seed if seed is not None else cfg.seed)
-        inherit_weights(ctx.prototype_model, model, ctx.space, spec, importance)
-        train(model, ctx.finetune_data, TrainBudget(epochs=cfg.finetune_epochs),
-                        learning_rate=cfg.finetune_learning_rate, seed=cfg.seed, progress=False)
-    keras_path = folder / f"{candidate_id}.keras"
-    model.save(keras_path)
+    keras_path = None
+    if phase != "search":
+        keras_path = folder / f"{candidate_id}.keras"
+        model.save(keras_path)
     tflite_path = folder / f"{candidate_id}_int8.tflite"
-    conv = convert_model(model, ctx.eval_data, tflite_path, mode="int8")
+    conv = convert_model(model, ctx.search_data, tflite_path, mode="int8")
     macs, params = count_macs(model), count_params(model)
     # On a phone the energy needs a run long enough for the power sampler (>= 1 s at ~20 Hz).
     min_secs = 1.0 if cfg.target == "android" else 0.0
@@ -213,24 +248,40 @@ def _evaluate(ctx: _Context, spec, *, candidate_id: str, cycle: int, strategy: s
                                                        warmup_runs=5, min_secs=min_secs))
     m = dataclasses.replace(m, macs=macs)
     energy = m.energy
+    test_top1 = _report_on_test(ctx, tflite_path) if phase != "search" else None
     result = CandidateResult(
         candidate_id=candidate_id, cycle=cycle, strategy=strategy, seed=seed, spec_hash=spec.spec_hash(),
         status="ok", failure_reason=None, float_top1=conv.keras_top1, int8_top1=conv.tflite_top1, macs=macs,
         params=params, size_kb=conv.size_kb, latency_ms=m.latency.median_ms, latency_source=m.source,
         energy_mj=energy.energy_per_inference_mj if energy else None,
-        energy_source=energy.source if energy else None, keras_path=str(keras_path),
-        tflite_path=str(tflite_path), choices=choices)
-    proto = ctx.proto_int8_top1 if ctx.proto_int8_top1 is not None else conv.tflite_top1
-    ok, reason, violation = check(ctx.requirements, _metrics(result, proto))
+        energy_source=energy.source if energy else None, keras_path=str(keras_path) if keras_path else None,
+        tflite_path=str(tflite_path), choices=choices, phase=phase, test_top1=test_top1, **extra)
+    # Without a reference the network is its own (the prototype): its drop is 0.
+    reference = conv.tflite_top1 if reference is None else reference
+    ok, reason, violation = check(ctx.requirements, _metrics(conv.tflite_top1, reference, result))
+    test_ok = None
+    if test_top1 is not None:
+        test_reference = test_top1 if test_reference is None else test_reference
+        test_ok, test_reason, _ = check(ctx.requirements, _metrics(test_top1, test_reference, result))
+        if not test_ok and ok:
+            reason = f"on test: {test_reason}"
     u = score(cfg.objective, conv.tflite_top1, params, macs, m.latency.median_ms, result.energy_mj)
-    result = dataclasses.replace(result, score=u, feasible=ok, violation=violation,
-                                 failure_reason=None if ok else f"requirements not met: {reason}")
+    result = dataclasses.replace(result, score=u, feasible=ok, violation=violation, test_feasible=test_ok,
+                                 failure_reason=None if ok and test_ok is not False
+                                 else f"requirements not met: {reason}")
     record = ModelRecord(model_id=file_sha256(tflite_path), path=str(tflite_path.resolve()), format="tflite",
                          name=f"{strategy}:{candidate_id}", quantization="int8", size_kb=conv.size_kb, macs=macs,
-                         params=params, dataset=ctx.data.name, keras_top1=conv.keras_top1,
+                         params=params, dataset=ctx.test.name, keras_top1=conv.keras_top1,
                          tflite_top1=conv.tflite_top1, accuracy_drop_pt=conv.drop_pt,
                          eval_samples=conv.eval_samples, spec_json=spec.to_json())
     return result, (record, m)
+
+
+def _report_on_test(ctx: _Context, tflite_path: Path) -> float:
+    """int8 top-1 on the whole test split: called once per reported network, never during the search."""
+    from toolkit.convert.interpreter import evaluate_tflite
+
+    return evaluate_tflite(tflite_path, ctx.test.x_test, ctx.test.y_test, num_threads=ctx.config.threads)
 
 
 def _write_candidate(store, run_id: str, c: CandidateResult, spec_json: str | None, rows: tuple | None) -> None:
@@ -245,11 +296,13 @@ def _write_candidate(store, run_id: str, c: CandidateResult, spec_json: str | No
             " failure_reason, float_top1, int8_top1, macs, params, size_kb, latency_ms, energy_mj, energy_source,"
             " latency_source, score, requirements_met, model_id, extra_json, created_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (run_id, c.candidate_id, c.cycle, c.strategy, c.seed, "prototype" if c.cycle >= 0 else None,
+            (run_id, c.candidate_id, c.cycle, c.strategy, c.seed, c.parent or ("prototype" if c.cycle >= 0 else None),
              c.spec_hash, spec_json, c.status, c.failure_reason, c.float_top1, c.int8_top1, c.macs, c.params,
              c.size_kb, c.latency_ms, c.energy_mj, c.energy_source, c.latency_source, c.score, int(c.feasible),
              model_id, json.dumps({"choices": c.choices, "violation": c.violation, "keras_path": c.keras_path,
-                                   "tflite_path": c.tflite_path}, default=str), time.time()))
+                                   "tflite_path": c.tflite_path, "phase": c.phase, "int8_top1_split": "validation",
+                                   "test_top1": c.test_top1, "test_feasible": c.test_feasible,
+                                   "proxy_top1": c.proxy_top1}, default=str), time.time()))
 
 
 def _from_row(row) -> CandidateResult:
@@ -261,7 +314,9 @@ def _from_row(row) -> CandidateResult:
         size_kb=row["size_kb"], latency_ms=row["latency_ms"], latency_source=row["latency_source"],
         energy_mj=row["energy_mj"], energy_source=row["energy_source"], score=row["score"],
         feasible=bool(row["requirements_met"]), violation=float(extra.get("violation", 0.0)),
-        keras_path=extra.get("keras_path"), tflite_path=extra.get("tflite_path"), choices=extra.get("choices", {}))
+        keras_path=extra.get("keras_path"), tflite_path=extra.get("tflite_path"), choices=extra.get("choices", {}),
+        phase=extra.get("phase", "search"), test_top1=extra.get("test_top1"), test_feasible=extra.get("test_feasible"),
+        parent=row["parent"] if extra.get("phase") == "final" else None, proxy_top1=extra.get("proxy_top1"))
 
 
 def _proposals(ctx: _Context, generator, cycle: int) -> list[tuple[str, int | None, dict]]:
@@ -285,30 +340,100 @@ def _write_run_file(run_file: Path, run_id: str, config: SynthesisConfig, db) ->
     tmp.replace(run_file)  # atomic: a kill never leaves a half-written run.json
 
 
-def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path = "ferminet.db", *,
+def read_run_file(out: Path) -> dict:
+    """The ``run.json`` of a run folder, or one error naming what is wrong with it."""
+    run_file = out / "run.json"
+    if not run_file.is_file():
+        raise InvalidArgumentError(f"{str(out)!r} is not a synthesis run folder (no run.json). "
+                                   f"Pass the --out folder of `ferminet synthesize`")
+    try:
+        saved = json.loads(run_file.read_text())
+        SynthesisConfig.from_dict(saved["config"])
+        str(saved["run_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgumentError(f"{str(run_file)!r} is damaged ({type(exc).__name__}: {exc}); it cannot be "
+                                   f"resumed. Start a new run with another --out") from None
+    return saved
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``.lock``, flock): a second process on the same run refuses at once.
+    The lock goes with the process, so a killed run never leaves the folder locked."""
+
+    def __init__(self, out: Path):
+        self.path = out / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise ToolkitError(f"Another ferminet process is working on the run in {str(self.path.parent)!r}; "
+                               f"wait for it to finish (or stop it) before resuming") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+class _Phases:
+    """Wall seconds per phase, accumulated across resumes in ``phases.json``."""
+
+    def __init__(self, out: Path):
+        self.path = out / "phases.json"
+        try:
+            self.seconds: dict[str, float] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        except ValueError:
+            self.seconds = {}
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.seconds, indent=2))
+        tmp.replace(self.path)
+
+
+def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path | None = None, *,
                   resume: bool = False, progress: bool = True, cycles: int | None = None) -> SynthesisResult:
     """Run (or resume) a synthesis run into ``out_dir`` and the store ``db``; see the module docstring.
 
-    With ``resume``, the run's own ``run.json`` config is used; ``cycles`` then extends a gensynth or random run
-    to that many cycles in total (stored back into ``run.json``)."""
-    from toolkit.arch import get_prototype
-    from toolkit.store import Store, check_store_path
-    from toolkit.synthesis.generator import Generator
-    from toolkit.synthesis.inherit import l1_importance
-    from toolkit.synthesis.inquisitor import Observation, apply_prior, form_insights, taylor_importance, update
-    from toolkit.synthesis.space import DecisionSpace
-
-    started = time.perf_counter()
+    With ``resume``, the run's own ``run.json`` config and store are used (``db`` overrides the store);
+    ``cycles`` then extends a gensynth or random run to that many cycles in total."""
     out = Path(out_dir)
-    check_store_path(db)
-    run_file = out / "run.json"
-    if run_file.exists() and not resume:
+    if resume:
+        saved = read_run_file(out)
+        db = db if db is not None else saved.get("db", "ferminet.db")
+    elif (out / "run.json").exists():
         raise InvalidArgumentError(f"{str(out)!r} already holds a synthesis run. Pass --resume to continue it, "
                                    f"or choose another --out")
+    db = db if db is not None else "ferminet.db"
+    from toolkit.store import check_store_path
+
+    check_store_path(db)
+    with RunLock(out):
+        return _run_locked(config, out, db, resume, progress, cycles)
+
+
+def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: bool,
+                cycles: int | None) -> SynthesisResult:
+    from toolkit.store import Store
+    from toolkit.synthesis.generator import Generator
+    from toolkit.synthesis.inquisitor import Observation, apply_prior, form_insights, update
+
+    started = time.perf_counter()
+    run_file = out / "run.json"
+    run_id = None
     if resume:
-        if not run_file.exists():
-            raise InvalidArgumentError(f"Nothing to resume in {str(out)!r}: it has no run.json. Drop --resume")
-        saved = json.loads(run_file.read_text())
+        saved = read_run_file(out)
         config = SynthesisConfig.from_dict(saved["config"])
         run_id = saved["run_id"]
         if cycles is not None and cycles != config.cycles:
@@ -319,14 +444,11 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
                 raise InvalidArgumentError(f"{str(out)!r} already runs {config.cycles} cycles; --cycles can only "
                                            f"extend it. Received: {cycles}")
             config = dataclasses.replace(config, cycles=cycles)
-            _write_run_file(run_file, run_id, config, db)
-    else:
-        run_id = None
     requirements = parse_requirements(config.requirements)
     ctx = _Context(config, out, requirements)  # loads data, reaches the target: fails before anything is written
     ctx.progress = progress
+    phases = _Phases(out)
 
-    out.mkdir(parents=True, exist_ok=True)
     store = Store(db)
     try:
         if run_id is None:
@@ -335,48 +457,22 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
             _write_run_file(run_file, run_id, config, db)
         else:
             store.get_run(run_id)
+            _write_run_file(run_file, run_id, config, db)
         done = {r["candidate_id"]: r for r in store.query(
             "SELECT * FROM candidates WHERE run_id=? ORDER BY cycle, candidate_id", (run_id,))}
 
-        # -- the prototype: trained, converted, measured, probed ----------------------------------------
-        import keras
+        t0 = time.perf_counter()
+        proto = _prototype(ctx, store, run_id, done)
+        phases.add("prototype", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        _build_evaluator(ctx, progress)
+        phases.add("supernet" if config.uses_supernet else "pruning", time.perf_counter() - t0)
 
-        spec = get_prototype(config.prototype, ctx.data.input_shape, ctx.data.num_classes, config.prototype_width)
-        ctx.space = DecisionSpace.from_prototype(spec, config.width_options)
-        proto_path = out / "prototype.keras"
-        if "prototype" in done and proto_path.exists():
-            proto = _from_row(done["prototype"])
-            ctx.prototype_model = keras.models.load_model(proto_path, compile=False)
-        else:
-            given = None
-            if config.prototype_path:
-                from toolkit.arch import build_model
-                from toolkit.convert import load_keras_model
-
-                given = load_keras_model(config.prototype_path)
-                expected = [layer.name for layer in build_model(spec).layers]
-                if [layer.name for layer in given.layers] != expected:
-                    raise InvalidArgumentError(
-                        f"{config.prototype_path!r} is not a {config.prototype} prototype for {config.dataset} "
-                        f"built by ferminet (its layers differ); pass the prototype.keras of an earlier run")
-            proto, rows = _evaluate(ctx, spec, candidate_id="prototype", cycle=-1, strategy="prototype",
-                                    seed=config.seed, choices=ctx.space.prototype_choices(), importance={},
-                                    train_from_scratch=True, model=given)
-            ctx.prototype_model = keras.models.load_model(proto.keras_path, compile=False)
-            ctx.prototype_model.save(proto_path)
-            _write_candidate(store, run_id, proto, spec.to_json(), rows)
-        ctx.proto_int8_top1 = proto.int8_top1
-        ctx.evaluated[proto.spec_hash] = proto
-        probe = ctx.data.subset(n_train=config.probe_samples, seed=config.seed)
-        ctx.importance = taylor_importance(ctx.prototype_model, probe.x_train, probe.y_train)
-        ctx.l1 = l1_importance(ctx.prototype_model)
-        np.savez(out / "importance.npz", **ctx.importance)
-
+        t0 = time.perf_counter()
         generator = Generator(ctx.space)
         if config.strategy == "gensynth":
             apply_prior(generator, form_insights(ctx.space, ctx.prototype_model, ctx.importance))
-        importance = ctx.l1 if config.strategy == "l1prune" else ctx.importance
-
+        _search_reference(ctx, store, run_id, done, proto)
         results: list[CandidateResult] = []
         total = config.cycles * config.population if config.strategy in ("gensynth", "random") else \
             len([w for w in config.width_options if w < 1.0])
@@ -384,7 +480,7 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=total, desc=f"synthesize[{config.strategy}]", unit="cand")
+            bar = tqdm(total=total, desc=f"search[{config.strategy}]", unit="cand")
         stopped = "done"
         for cycle in range(config.cycles):
             proposals = _proposals(ctx, generator, cycle)
@@ -398,13 +494,13 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
                     if config.budget_s is not None and time.perf_counter() - started > config.budget_s:
                         stopped = "budget"
                         break
-                    child = ctx.space.apply(choices, name=f"{config.prototype}_{candidate_id}")
-                    c = _run_candidate(ctx, store, run_id, child, candidate_id, cycle, seed, choices, importance)
-                ctx.evaluated.setdefault(c.spec_hash, c)
+                    c = _run_candidate(ctx, store, run_id, candidate_id, cycle, seed, choices)
+                if c.status == "ok":
+                    ctx.evaluated.setdefault(c.spec_hash, c)
                 cycle_results.append(c)
                 if bar is not None:
                     bar.update(1)
-                    best = _best(results + cycle_results)
+                    best = _best_search(results + cycle_results)
                     bar.set_postfix(cycle=cycle, best=f"{best.macs:,} MACs {best.int8_top1:.2%}" if best else "none")
             results += cycle_results
             if stopped == "budget":
@@ -418,35 +514,235 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path =
             bar.close()
         if config.strategy == "gensynth" and not (out / "generator.json").exists():
             generator.save(out / "generator.json")
+        phases.add("search", time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        reference = _reference(ctx, store, run_id, done, proto)
+        finals = _finals(ctx, store, run_id, done, results)
+        phases.add("final", time.perf_counter() - t0)
         store.finish_run(run_id, status=stopped)
     finally:
         store.close()
-    return SynthesisResult(run_id, str(out), str(db), config.strategy, proto, _best(results), tuple(results),
-                           time.perf_counter() - started, stopped)
+    proto = dataclasses.replace(proto, test_feasible=None)
+    return SynthesisResult(run_id, str(out), str(db), config.strategy, proto, best_final(finals), tuple(results),
+                           tuple(finals), reference, time.perf_counter() - started, stopped, dict(phases.seconds))
 
 
-def _run_candidate(ctx: _Context, store, run_id: str, child, candidate_id: str, cycle: int, seed: int | None,
-                   choices: dict, importance: dict) -> CandidateResult:
-    """Evaluate one candidate (or reuse an identical architecture's result) and store it at once."""
-    strategy = ctx.config.strategy
-    twin = ctx.evaluated.get(child.spec_hash())
+def _prototype(ctx: _Context, store, run_id: str, done: dict) -> CandidateResult:
+    """Train (or load) the prototype, convert and measure it, probe it for channel importance."""
+    import keras
+
+    from toolkit.arch import build_model, get_prototype
+    from toolkit.synthesis.inherit import l1_importance
+    from toolkit.synthesis.inquisitor import taylor_importance
+    from toolkit.synthesis.space import DecisionSpace
+    from toolkit.train import TrainBudget, train
+
+    cfg, out = ctx.config, ctx.out
+    spec = get_prototype(cfg.prototype, ctx.test.input_shape, ctx.test.num_classes, cfg.prototype_width)
+    ctx.space = DecisionSpace.from_prototype(spec, cfg.width_options)
+    proto_path = out / "prototype.keras"
+    if "prototype" in done and proto_path.exists():
+        proto = _from_row(done["prototype"])
+        ctx.prototype_model = keras.models.load_model(proto_path, compile=False)
+    else:
+        if cfg.prototype_path:
+            from toolkit.convert import load_keras_model
+
+            model = load_keras_model(cfg.prototype_path)
+            expected = [layer.name for layer in build_model(spec).layers]
+            if [layer.name for layer in model.layers] != expected:
+                raise InvalidArgumentError(
+                    f"{cfg.prototype_path!r} is not a {cfg.prototype} prototype for {cfg.dataset} "
+                    f"built by ferminet (its layers differ); pass the prototype.keras of an earlier run")
+        else:
+            model = build_model(spec, seed=cfg.seed)
+            train(model, ctx.train_data, TrainBudget(epochs=cfg.prototype_epochs), learning_rate=cfg.learning_rate,
+                  seed=cfg.seed, progress=ctx.progress)
+        proto, rows = _assess(ctx, model, spec, candidate_id="prototype", cycle=-1, strategy="prototype",
+                              seed=cfg.seed, choices=ctx.space.prototype_choices(), phase="prototype",
+                              reference=None, folder=out)
+        model.save(proto_path)
+        ctx.prototype_model = model
+        _write_candidate(store, run_id, proto, spec.to_json(), rows)
+    if cfg.strategy == "l1prune":
+        ctx.importance = l1_importance(ctx.prototype_model)
+    else:
+        probe = ctx.test.subset(n_train=cfg.probe_samples, seed=cfg.seed)
+        ctx.importance = taylor_importance(ctx.prototype_model, probe.x_train, probe.y_train)
+    np.savez(out / "importance.npz", **ctx.importance)
+    return proto
+
+
+def _build_evaluator(ctx: _Context, progress: bool) -> None:
+    from toolkit.synthesis.evaluator import PrunedPrototypeEvaluator, SupernetEvaluator
+    from toolkit.synthesis.supernet import Supernet, has_checkpoint, train_supernet
+
+    cfg = ctx.config
+    if not cfg.uses_supernet:
+        ctx.evaluator = PrunedPrototypeEvaluator(ctx.prototype_model, ctx.space, ctx.importance, ctx.recal_x)
+        return
+    sn = Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance)
+    folder = ctx.out / "supernet"
+    if cfg.supernet_path:
+        given = Path(cfg.supernet_path)
+        given = given / "supernet" if (given / "supernet").is_dir() else given
+        if not has_checkpoint(given):
+            raise InvalidArgumentError(f"No trained supernet in {cfg.supernet_path!r}; pass the --out folder of a "
+                                       f"finished synthesis run with the same prototype and data")
+        importance_file = given.parent / "importance.npz"
+        if importance_file.is_file():  # channel order is the supernet's: take its importance too
+            with np.load(importance_file) as npz:
+                ctx.importance = {k: npz[k] for k in npz.files}
+            sn = Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance)
+            np.savez(ctx.out / "importance.npz", **ctx.importance)
+        sn.load(given)
+    else:
+        train_supernet(sn, ctx.train_data.x_train, ctx.train_data.y_train, cfg.supernet_epochs, folder,
+                       learning_rate=cfg.supernet_learning_rate, seed=cfg.seed, progress=progress)
+    ctx.evaluator = SupernetEvaluator(sn, ctx.recal_x)
+
+
+def _search_reference(ctx: _Context, store, run_id: str, done: dict, proto: CandidateResult) -> None:
+    """The prototype architecture as the search's evaluator sees it: accuracy_drop during the search is
+    measured against it (same evaluator, same split), so the drop compares like with like."""
+    cfg = ctx.config
+    if not cfg.uses_supernet:
+        ctx.search_reference = proto.int8_top1  # the pruning baseline's weights are the prototype's own
+        return
+    cid = "supernet-max"
+    if cid in done:
+        c = _from_row(done[cid])
+    else:
+        model, spec = ctx.evaluator.proxy(ctx.space.prototype_choices(), name=f"{cfg.prototype}_{cid}")
+        c, rows = _assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy, seed=None,
+                          choices=ctx.space.prototype_choices(), phase="search", reference=None)
+        _write_candidate(store, run_id, c, spec.to_json(), rows)
+    ctx.evaluated.setdefault(c.spec_hash, c)
+    ctx.search_reference = c.int8_top1
+
+
+def _run_candidate(ctx: _Context, store, run_id: str, candidate_id: str, cycle: int, seed: int | None,
+                   choices: dict) -> CandidateResult:
+    """Evaluate one search candidate (or reuse an identical architecture's result) and store it at once.
+
+    A failure is a stored candidate, not a crash; a transient one (a lost phone, a timeout) is retried once,
+    and a failure is never copied to a later sample of the same architecture."""
+    cfg = ctx.config
+    spec = ctx.space.apply(choices, name=f"{cfg.prototype}_{candidate_id}")
+    twin = ctx.evaluated.get(spec.spec_hash())
     if twin is not None:
-        # Same architecture as an earlier candidate of this run: same numbers, no second training.
-        c = dataclasses.replace(twin, candidate_id=candidate_id, cycle=cycle, seed=seed, strategy=strategy,
-                                choices=choices)
-        _write_candidate(store, run_id, c, child.to_json(), None)
+        # Same architecture as an earlier candidate of this run: same numbers, no second evaluation.
+        c = dataclasses.replace(twin, candidate_id=candidate_id, cycle=cycle, seed=seed, strategy=cfg.strategy,
+                                choices=choices, phase="search", test_top1=None, test_feasible=None)
+        _write_candidate(store, run_id, c, spec.to_json(), None)
         return c
-    try:
-        c, rows = _evaluate(ctx, child, candidate_id=candidate_id, cycle=cycle, strategy=strategy, seed=seed,
-                            choices=choices, importance=importance)
-    except ToolkitError as exc:
-        log.warning("candidate %s failed: %s", candidate_id, exc)
-        c, rows = CandidateResult(candidate_id, cycle, strategy, seed, child.spec_hash(), "failed",
-                                  f"{type(exc).__name__}: {exc}", choices=choices, violation=10.0), None
-    _write_candidate(store, run_id, c, child.to_json(), rows)
+    for attempt in (1, 2):
+        try:
+            model, spec = ctx.evaluator.proxy(choices, name=f"{cfg.prototype}_{candidate_id}")
+            c, rows = _assess(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=cfg.strategy,
+                              seed=seed, choices=choices, phase="search", reference=ctx.search_reference)
+            break
+        except ToolkitError as exc:
+            if attempt == 1 and getattr(exc, "transient", False):
+                log.warning("candidate %s: %s; retrying once", candidate_id, exc)
+                continue
+            log.warning("candidate %s failed: %s", candidate_id, exc)
+            c, rows = CandidateResult(candidate_id, cycle, cfg.strategy, seed, spec.spec_hash(), "failed",
+                                      f"{type(exc).__name__}: {exc}", choices=choices, violation=10.0), None
+            break
+    _write_candidate(store, run_id, c, spec.to_json(), rows)
     return c
 
 
-def _best(results) -> CandidateResult | None:
+def _best_search(results) -> CandidateResult | None:
     feasible = [c for c in results if c.feasible and c.score is not None]
     return max(feasible, key=lambda c: c.score) if feasible else None
+
+
+def choose_finals(results, k: int) -> list[CandidateResult]:
+    """Up to ``k`` distinct architectures: the best U among those whose proxy meets the requirements, then the
+    closest to meeting them (least total violation, then best U). Validation numbers only."""
+    ok = [c for c in results if c.status == "ok" and c.score is not None]
+    ranked = sorted((c for c in ok if c.feasible), key=lambda c: -c.score) + \
+        sorted((c for c in ok if not c.feasible), key=lambda c: (c.violation, -c.score))
+    chosen, seen = [], set()
+    for c in ranked:
+        if c.spec_hash not in seen:
+            chosen.append(c)
+            seen.add(c.spec_hash)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def best_final(finals) -> CandidateResult | None:
+    """The final with the best validation U among those meeting the requirements on validation."""
+    ok = [c for c in finals if c.status == "ok" and c.feasible and c.score is not None]
+    return max(ok, key=lambda c: c.score) if ok else None
+
+
+def _train_final(ctx: _Context, choices: dict, name: str):
+    """The final recipe: the evaluator's weights for ``choices``, then the prototype's epochs on its data."""
+    from toolkit.train import TrainBudget, train
+
+    cfg = ctx.config
+    model, spec = ctx.evaluator.start(choices, name=name)
+    teacher = ctx.prototype_model if cfg.distill else None
+    train(model, ctx.train_data, TrainBudget(epochs=cfg.final_epochs or cfg.prototype_epochs),
+          learning_rate=cfg.learning_rate, seed=cfg.seed, progress=ctx.progress, teacher=teacher)
+    return model, spec
+
+
+def _reference(ctx: _Context, store, run_id: str, done: dict, proto: CandidateResult) -> CandidateResult | None:
+    """The accuracy finals are judged against: the stronger (on validation) of the prototype as trained and the
+    prototype architecture given the finals' extra training (``retrain_reference``). Also reads the
+    prototype's test top-1 (once)."""
+    cfg = ctx.config
+    if proto.test_top1 is None:
+        proto = dataclasses.replace(proto, test_top1=_report_on_test(ctx, Path(proto.tflite_path)))
+        with store.transaction() as conn:
+            extra = json.loads(conn.execute("SELECT extra_json FROM candidates WHERE run_id=? AND candidate_id=?",
+                                            (run_id, "prototype")).fetchone()[0] or "{}")
+            extra["test_top1"] = proto.test_top1
+            conn.execute("UPDATE candidates SET extra_json=? WHERE run_id=? AND candidate_id=?",
+                         (json.dumps(extra, default=str), run_id, "prototype"))
+    ctx.prototype = proto
+    reference = None
+    if cfg.retrain_reference:
+        cid = "reference"
+        if cid in done:
+            reference = _from_row(done[cid])
+        else:
+            choices = ctx.space.prototype_choices()
+            model, spec = _train_final(ctx, choices, f"{cfg.prototype}_{cid}")
+            reference, rows = _assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy,
+                                      seed=None, choices=choices, phase="reference", reference=None)
+            _write_candidate(store, run_id, reference, spec.to_json(), rows)
+    stronger = reference if reference is not None and reference.int8_top1 > proto.int8_top1 else proto
+    ctx.final_reference = stronger
+    return reference
+
+
+def _finals(ctx: _Context, store, run_id: str, done: dict, results) -> list[CandidateResult]:
+    cfg = ctx.config
+    ref = ctx.final_reference
+    finals = []
+    for i, parent in enumerate(choose_finals(results, cfg.final_k)):
+        cid = f"final-{i}"
+        if cid in done:
+            finals.append(_from_row(done[cid]))
+            continue
+        try:
+            model, spec = _train_final(ctx, parent.choices, f"{cfg.prototype}_{cid}")
+            c, rows = _assess(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy,
+                              seed=parent.seed, choices=parent.choices, phase="final", reference=ref.int8_top1,
+                              test_reference=ref.test_top1, parent=parent.candidate_id, proxy_top1=parent.int8_top1)
+        except ToolkitError as exc:
+            log.warning("final %s failed: %s", cid, exc)
+            c, rows = CandidateResult(cid, parent.cycle, cfg.strategy, parent.seed, parent.spec_hash, "failed",
+                                      f"{type(exc).__name__}: {exc}", choices=parent.choices, phase="final",
+                                      parent=parent.candidate_id, proxy_top1=parent.int8_top1), None
+        _write_candidate(store, run_id, c, ctx.space.apply(parent.choices).to_json(), rows)
+        finals.append(c)
+    return finals

@@ -127,10 +127,13 @@ def evaluate_keras(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -
 def train(model, data: Dataset, budget: TrainBudget | None = None, *, batch_size: int = 128,
           learning_rate: float = 1e-3, seed: int = 0, augment: tuple[str, ...] = (),
           early_stopping_patience: int | None = None, label_smoothing: float = 0.0,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, teacher=None, distill_alpha: float = 0.5,
+          distill_temperature: float = 2.0) -> TrainResult:
     """Compile and train ``model`` on ``data`` within ``budget``; evaluate top-1 on the test split.
 
-    Compiles with Adam (cosine-decayed ``learning_rate``) and sparse categorical cross-entropy. ``seed``
+    Compiles with Adam (cosine-decayed ``learning_rate``) and sparse categorical cross-entropy. With a
+    ``teacher`` (a Keras model with logit outputs) the loss is knowledge distillation (Hinton et al. 2015):
+    ``alpha * CE(labels) + (1 - alpha) * T^2 * KL(teacher_T || student_T)`` at temperature ``T``. ``seed``
     fixes the shuffling and weight-independent randomness. Returns fractions, not percent.
 
     >>> res = train(model, load_dataset("fashion_mnist", n_train=2000), TrainBudget(epochs=1))  # doctest: +SKIP
@@ -160,10 +163,22 @@ def train(model, data: Dataset, budget: TrainBudget | None = None, *, batch_size
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=_outputs_logits(model))
     if label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(from_logits=_outputs_logits(model), label_smoothing=label_smoothing)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
+    metrics: list = ["accuracy"]
 
     y_train = data.y_train if not label_smoothing else keras.utils.to_categorical(data.y_train, data.num_classes)
     y_val = data.y_val if not label_smoothing else keras.utils.to_categorical(data.y_val, data.num_classes)
+    if teacher is not None:
+        if label_smoothing:
+            raise InvalidArgumentError("Distillation and label smoothing do not combine; drop one. "
+                                       f"Received: label_smoothing={label_smoothing}, teacher={teacher.name!r}")
+        if not 0.0 <= distill_alpha <= 1.0 or not distill_temperature > 0:
+            raise InvalidArgumentError(f"distill_alpha must be in [0, 1] and distill_temperature > 0. Received: "
+                                       f"distill_alpha={distill_alpha}, distill_temperature={distill_temperature}")
+        loss = _distillation_loss(data.num_classes, distill_alpha, distill_temperature)
+        y_train = _with_teacher(teacher, data.x_train, data.y_train, data.num_classes, distill_temperature)
+        y_val = _with_teacher(teacher, data.x_val, data.y_val, data.num_classes, distill_temperature)
+        metrics = [_distill_accuracy(data.num_classes)]
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
     train_ds = tf.data.Dataset.from_tensor_slices((data.x_train, y_train)).shuffle(
         min(len(data.x_train), 20_000), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     aug = _augmenter(tuple(augment), seed)
@@ -207,6 +222,42 @@ def train(model, data: Dataset, budget: TrainBudget | None = None, *, batch_size
         test_top1=evaluate_keras(model, data.x_test, data.y_test),
         val_top1=evaluate_keras(model, data.x_val, data.y_val) if has_val else None,
         history=history, wall_s=wall_s, epochs_run=n, stopped_reason=reason)
+
+
+def _with_teacher(teacher, x: np.ndarray, y: np.ndarray, num_classes: int, temperature: float) -> np.ndarray:
+    """[one-hot labels | teacher's softened probabilities] per image: the distillation loss's targets."""
+    onehot = np.eye(num_classes, dtype=np.float32)[y]
+    if len(x) == 0:
+        return np.zeros((0, 2 * num_classes), np.float32)
+    logits = teacher.predict(x, batch_size=256, verbose=0) / temperature
+    logits = logits - logits.max(axis=1, keepdims=True)
+    soft = np.exp(logits)
+    soft /= soft.sum(axis=1, keepdims=True)
+    return np.concatenate([onehot, soft.astype(np.float32)], axis=1)
+
+
+def _distillation_loss(num_classes: int, alpha: float, temperature: float):
+    import keras
+    from keras import ops
+
+    def loss(y_true, logits):
+        hard, soft = y_true[:, :num_classes], y_true[:, num_classes:]
+        ce = keras.losses.categorical_crossentropy(hard, logits, from_logits=True)
+        log_q = ops.log_softmax(logits / temperature, axis=-1)
+        kl = ops.sum(soft * (ops.log(ops.maximum(soft, 1e-8)) - log_q), axis=-1)
+        return alpha * ce + (1.0 - alpha) * temperature ** 2 * kl
+
+    return loss
+
+
+def _distill_accuracy(num_classes: int):
+    from keras import ops
+
+    def accuracy(y_true, logits):  # named so the history keeps its "accuracy" key
+        return ops.cast(ops.equal(ops.argmax(y_true[:, :num_classes], axis=-1), ops.argmax(logits, axis=-1)),
+                        "float32")
+
+    return accuracy
 
 
 def _outputs_logits(model) -> bool:
