@@ -169,13 +169,19 @@ class AdbShellConnection(Connection):
             raise ConnectionLostError(f"Could not connect to {serial}: {type(exc).__name__}: {exc}") from exc
 
     def _map(self, exc: Exception, what: str, timeout_s: float) -> HarnessError:
-        from adb_shell.exceptions import PushFailedError, TcpTimeoutException
+        from adb_shell.exceptions import AdbCommandFailureException, PushFailedError, TcpTimeoutException
 
         if isinstance(exc, (TcpTimeoutException, socket.timeout, TimeoutError)):
             return CommandTimeoutError(f"{what} on {self.serial} did not finish within {timeout_s:g} s")
-        if isinstance(exc, PushFailedError) and "space" in str(exc).lower():
-            return StorageFullError(f"The device {self.serial} is full: {exc}. Free space with "
-                                    f"`ferminet clean --device {self.serial}` or delete files on the phone")
+        if isinstance(exc, (PushFailedError, AdbCommandFailureException)):
+            # The device answered FAIL (sync protocol): its reason, e.g. "open failed: No such file or directory".
+            reason = exc.args[0] if exc.args else exc
+            reason = bytes(reason).decode(errors="replace") if isinstance(reason, (bytes, bytearray)) else str(reason)
+            reason = reason.removeprefix("Command failed: ")
+            if "space" in reason.lower():
+                return StorageFullError(f"The device {self.serial} is full: {reason}. Free space with "
+                                        f"`ferminet clean --device {self.serial}` or delete files on the phone")
+            return DeviceCommandError(f"{what} failed on {self.serial}: {reason}", command=what)
         return ConnectionLostError(f"Lost the connection to {self.serial} during {what}: {type(exc).__name__}: {exc}")
 
     def shell(self, command: str, timeout_s: float = 30.0) -> ShellResult:
@@ -187,17 +193,20 @@ class AdbShellConnection(Connection):
                                      transport_timeout_s=timeout_s)
         except Exception as exc:  # noqa: BLE001 - mapped to the harness's errors
             raise self._map(exc, f"`{command[:80]}`", timeout_s) from exc
-        text, _, tail = out.rpartition(marker)
-        if not _:
+        text, found, tail = out.rpartition(marker)
+        if not found:
             raise ConnectionLostError(f"{self.serial} ended the command before it finished: {command[:80]}")
-        return ShellResult(command, text, "", int(tail.strip() or 255), time.perf_counter() - started)
+        code, _, rest = tail.partition("\n")  # anything after the status line came late from a background job
+        code = code.strip()
+        return ShellResult(command, text + rest, "", int(code) if code.isdigit() else 255,
+                           time.perf_counter() - started)
 
     def push(self, local: str | Path, remote: str, timeout_s: float = 300.0) -> int:
         size = Path(local).stat().st_size
         try:
             self._device.push(str(local), remote, read_timeout_s=timeout_s, transport_timeout_s=timeout_s)
         except Exception as exc:  # noqa: BLE001
-            raise self._map(exc, f"push of {local}", timeout_s) from exc
+            raise self._map(exc, f"push of {local} to {remote}", timeout_s) from exc
         return size
 
     def pull(self, remote: str, local: str | Path, timeout_s: float = 300.0) -> int:

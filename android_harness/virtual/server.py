@@ -259,10 +259,12 @@ class Connection(threading.Thread):
             pass
 
     def _run(self, stream: Stream, command: str, emit) -> int:
-        proc = self.phone.userspace.spawn(command or "sh")
+        proc = self.phone.userspace.spawn(command or "sh", merge_stderr=emit.merge)
         threading.Thread(target=self._pump_stdin, args=(stream, proc, emit.v2), daemon=True).start()
         readers = []
         for kind, pipe in ((P.SHELL_STDOUT, proc.stdout), (P.SHELL_STDERR, proc.stderr)):
+            if pipe is None:
+                continue
             def pump(kind=kind, pipe=pipe):
                 try:
                     for chunk in iter(lambda: os.read(pipe.fileno(), 65536), b""):
@@ -287,6 +289,8 @@ class Connection(threading.Thread):
         for t in readers:
             t.join(timeout=5)
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is None:
+                continue
             try:
                 pipe.close()
             except OSError:
@@ -302,6 +306,7 @@ class Connection(threading.Thread):
             with lock:
                 stream.write(data)
         emit.v2 = False
+        emit.merge = merge  # shell v1: one stream, in order (adbd gives it a terminal)
         self._run(stream, command, emit)
 
     def _shell_v2(self, stream: Stream, command: str) -> None:
@@ -311,6 +316,7 @@ class Connection(threading.Thread):
             with lock:
                 stream.write(P.shell_packet(kind, data))
         emit.v2 = True
+        emit.merge = False
         code = self._run(stream, command, emit)
         stream.write(P.shell_packet(P.SHELL_EXIT, bytes([code & 0xFF])))
 

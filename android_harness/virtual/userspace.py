@@ -155,7 +155,10 @@ class Userspace:
         return value if isinstance(value, dict) else {}
 
     def set_state(self, name: str, value: dict) -> None:
-        self.fs.write_bytes(f"/data/system/{name}.json", json.dumps(value).encode())
+        try:
+            self.fs.write_bytes(f"/data/system/{name}.json", json.dumps(value).encode())
+        except OSError as exc:  # e.g. the device replaced /data/system with a symlink: refuse, keep running
+            log.warning("could not write the phone's %s state in /data/system: %s", name, exc.strerror or exc)
 
     def free_bytes(self) -> int:
         """Free storage under /data: the quota when one is set, else the host disk's free space."""
@@ -182,7 +185,7 @@ class Userspace:
                 "--unshare-cgroup-try", "--cap-drop", "ALL", "--die-with-parent", "--new-session",
                 "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
                 "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin", "--proc", "/proc",
-                "--dev", "/dev", "--tmpfs", "/tmp",
+                "--dev", "/dev",
                 "--bind", str(self.root / "data"), "/data", "--bind", str(self.root / "sdcard"), "/sdcard",
                 "--ro-bind", str(self.root / "system"), "/system", "--ro-bind", str(self.root / "sys"), "/sys",
                 "--ro-bind", str(self.root / "cpuinfo"), "/proc/cpuinfo"]
@@ -258,21 +261,23 @@ class Userspace:
                 "USER": "shell", "LOGNAME": "shell"}
 
     # -- running commands ------------------------------------------------------------------------
-    def spawn(self, command: str) -> "DeviceProcess":
-        """Start ``sh -c command`` in the sandbox; stdin/stdout/stderr are pipes."""
+    def spawn(self, command: str, merge_stderr: bool = False) -> "DeviceProcess":
+        """Start ``sh -c command`` in the sandbox; stdin/stdout/stderr are pipes (``merge_stderr``: one pipe for
+        both, in the order written, as the terminal of ``adb shell`` v1 gives)."""
         if self._control is None:
             raise HarnessError("The virtual phone is not running")
         status_host, status_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
-        stderr_r, stderr_w = os.pipe()
+        stderr_r, stderr_w = os.pipe() if not merge_stderr else (None, os.dup(stdout_w))
         request = json.dumps({"argv": ["/system/bin/sh", "-c", command], "env": self._env(), "cwd": "/"}).encode()
         try:
             with self._lock:
                 socket.send_fds(self._control, [request], [stdin_r, stdout_w, stderr_w, status_child.fileno()])
         except OSError as exc:
             for fd in (stdin_w, stdout_r, stderr_r):
-                os.close(fd)
+                if fd is not None:
+                    os.close(fd)
             status_host.close()
             raise HarnessError(f"The virtual phone's sandbox is gone: {exc}") from exc
         finally:
@@ -320,12 +325,12 @@ class Userspace:
 class DeviceProcess:
     """A command running in the sandbox: ``stdin``/``stdout``/``stderr`` pipes, ``poll``/``wait``/``hangup``."""
 
-    def __init__(self, status: socket.socket, stdin_w: int, stdout_r: int, stderr_r: int):
+    def __init__(self, status: socket.socket, stdin_w: int, stdout_r: int, stderr_r: int | None):
         self._status = status
         self._buffer = b""
         self.stdin = os.fdopen(stdin_w, "wb", buffering=0)
         self.stdout = os.fdopen(stdout_r, "rb", buffering=0)
-        self.stderr = os.fdopen(stderr_r, "rb", buffering=0)
+        self.stderr = os.fdopen(stderr_r, "rb", buffering=0) if stderr_r is not None else None
         self.returncode: int | None = None
         self.pid = self._next().get("pid")  # the pid inside the phone; None if the command did not start
         if self.pid is None and self.returncode is None:

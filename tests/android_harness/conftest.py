@@ -77,6 +77,23 @@ def start_adb_server(home: Path):
 
 
 @pytest.fixture
+def adb_server_in():
+    """``start(home) -> (port, run)``: Debian's adb server keeping its key in ``home/.android``; stopped after
+    the test."""
+    stops = []
+
+    def start(home: Path):
+        port, run, stop = start_adb_server(home)
+        stops.append(stop)
+        return port, run
+    try:
+        yield start
+    finally:
+        for stop in stops:
+            stop()
+
+
+@pytest.fixture
 def adb_server(user_home):
     """Debian's adb server using the same key as the harness (the user's ~/.android/adbkey)."""
     port, run, stop = start_adb_server(user_home)
