@@ -105,3 +105,18 @@ def test_numbers_are_recorded_under_the_delegate_that_ran():
         "INFO: Explicitly applied GPU delegate, and the model graph will be completely executed by the delegate.\n"
         "INFO: Inference timings in us: Init: 1, First inference: 2, Warmup (avg): 3, Inference (avg): 4\n")
     assert delegate_outcome(full, "gpu") == ("gpu", False, None)
+
+
+def test_report_page_says_below_resolution_and_draws_no_invented_median(tmp_path):
+    from toolkit.report import build_report
+
+    e = _below_resolution_energy()
+    with Store(tmp_path / "r.db") as store:
+        store.record_run("profile", measurements=(_measurement(tmp_path, e),))
+    build_report(tmp_path / "r.db", tmp_path / "out")
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert f"below resolution (&lt; {e.resolution_mj:.4g} mJ)" in page
+    csv = (tmp_path / "out" / "measurements.csv").read_text().splitlines()
+    row = dict(zip(csv[0].split(","), csv[1].split(",")))
+    assert row["energy_mj"] == row["inferences_per_j"] == row["median_ms"] == row["p90_ms"] == ""
+    assert row["delegate"] == "xnnpack" and row["delegate_fallback"] == "1"
