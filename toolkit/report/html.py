@@ -1,18 +1,38 @@
 """``build_report``: the energy/latency report as one self-contained HTML page (figures embedded as base64
-PNG, no network fetches) plus the PNGs and CSVs beside it. Written into a temporary folder and moved into
-place at the end, so a failure leaves nothing half-written."""
+PNG, no network fetches) plus the PNGs and CSVs beside it.
+
+The output folder belongs to the user: the report never deletes a folder, and it replaces only the files it
+writes itself (``report.html``, its PNGs and CSVs). The files are made in a temporary folder inside the output
+folder (``.ferminet-report.ferminet-tmp-<pid>``) and renamed into place at the end, so a failure leaves nothing
+half-written; a killed run's temporary is removed by the next report into the same folder.
+
+Which folders it writes into:
+
+- a folder that does not exist: created;
+- an empty folder, or one a previous report wrote (it holds the marker file ``.ferminet-report`` listing that
+  report's files): used; the previous report's files are replaced, and those this report no longer makes
+  (e.g. an energy figure) are removed: they belong to the old report, nothing else is;
+- any other existing folder: refused unless ``force=True``, and then only the report's own files are written
+  (other files, the results store included, are left as they are).
+"""
 from __future__ import annotations
 
 import base64
 import html
+import json
+import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit import safe_io
 from toolkit.errors import InvalidArgumentError
 from toolkit.report import figures, tables
+
+MARKER = ".ferminet-report"
+# Only names of this form are ever removed as "the previous report's files".
+_REPORT_FILE = re.compile(r"^(report\.html|[A-Za-z0-9_]+\.(png|csv))$")
 
 
 @dataclass(frozen=True)
@@ -38,14 +58,57 @@ def _table(df, max_rows: int = 60) -> str:
     return df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="n/a", border=0)
 
 
-def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet-report", run: str | None = None
-                 ) -> ReportResult:
-    """Build the report of the store ``db`` (or of one ``run``) into ``out_dir``."""
-    measurements, candidates = tables.load(db, run)
-    out = Path(out_dir)
+def _previous_files(out: Path) -> list[str] | None:
+    """The files the report that wrote ``out`` listed in its marker; None when no report wrote it."""
+    marker = out / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and _REPORT_FILE.match(f)]
+
+
+def _check_out_dir(out: Path, db: Path, force: bool) -> tuple[bool, list[str]]:
+    """(create the folder?, previous report's files) or an error when the folder is not ours to write."""
     if out.exists() and not out.is_dir():
-        raise InvalidArgumentError(f"--out {str(out)!r} is a file; pass a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=".ferminet-report-", dir=out.parent if out.parent.exists() else None))
+        raise InvalidArgumentError(f"--out must be a folder; {str(out)!r} is a file. Pass a folder path")
+    if not out.exists():
+        if not out.parent.exists():
+            raise InvalidArgumentError(f"The parent folder of --out does not exist. Received: out={str(out)!r}; "
+                                       f"create {str(out.parent)!r} first")
+        return True, []
+    previous = _previous_files(out)
+    if previous is not None:
+        return False, previous
+    others = [p.name for p in out.iterdir() if not safe_io._TMP_RE.match(p.name)]
+    if others and not force:
+        shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
+        raise InvalidArgumentError(
+            f"The output folder {str(out)!r} already holds files that are not a ferminet report ({shown}). "
+            f"Pass an empty or new folder, or --force to write the report's files (report.html, PNGs, CSVs) "
+            f"beside them (nothing else is touched)")
+    return False, []
+
+
+def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet-report", run: str | None = None,
+                 *, force: bool = False) -> ReportResult:
+    """Build the report of the store ``db`` (or of one ``run``) into the folder ``out_dir``.
+
+    See the module docstring for which folders are written and what is replaced; ``force`` allows a
+    folder holding other files (they are kept).
+    """
+    out = Path(out_dir)
+    create, previous = _check_out_dir(out, Path(db), force)
+    measurements, candidates = tables.load(db, run)
+    if create:
+        out.mkdir()
+    else:
+        safe_io.remove_stale_temps(out)
+    tmp = safe_io.temp_path(out / MARKER)
+    shutil.rmtree(tmp, ignore_errors=True)  # only ever ours: the name carries this process's id
+    tmp.mkdir()
     try:
         sections, pngs, csvs = [], [], []
 
@@ -135,11 +198,26 @@ def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet
                 f" from {len(measurements)} measurement(s) and {len(candidates)} candidate(s).</p>"
                 + "".join(sections) + "</body></html>")
         (tmp / "report.html").write_text(page, encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.move(str(tmp), str(out))
+        written = ["report.html"] + pngs + csvs
+        db_path = Path(db)
+        for name in written:
+            if safe_io.same_file(out / name, db_path):
+                raise InvalidArgumentError(f"The report would overwrite the results store {str(db)!r} with its "
+                                           f"{name}; rename the store or pass another --out")
+        (tmp / MARKER).write_text(json.dumps({"written_by": "ferminet report", "files": written}, indent=1),
+                                  encoding="utf-8")
+        for name in written + [MARKER]:
+            safe_io.publish(tmp / name, out / name)
+        for name in set(previous) - set(written):  # the previous report's files this one does not make
+            if (out / name).is_file() and not safe_io.same_file(out / name, db_path):
+                (out / name).unlink()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if create and out.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not any(out.iterdir()):
+                out.rmdir()  # the folder this call created, still empty
         raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return ReportResult(str(out), str(out / "report.html"), tuple(str(out / p) for p in pngs),
                         tuple(str(out / c) for c in csvs))

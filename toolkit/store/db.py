@@ -209,16 +209,35 @@ class Store:
         self._timeout_s = timeout_s
         self._writable = False
         if self.path.is_file() and self.path.stat().st_size > 0:
-            # An existing file: look before touching. The read-only connection never changes its bytes.
-            self._conn = self._connect(readonly=True)
+            # An existing file: look before touching. The probe creates no -wal/-shm and writes nothing.
+            probe = self._connect_probe()
             try:
-                self._check_is_store(self._conn)
-            except BaseException:
-                self._conn.close()
-                raise
+                self._check_is_store(probe)
+            finally:
+                probe.close()
+            # Ours. Read through a plain connection when we could write (SQLite then tidies its -wal/-shm
+            # files on close); read-only (mode=ro) otherwise. Writes reopen read-write (_make_writable).
+            self._rw = self._can_write()
+            self._conn = self._connect(readonly=not self._rw)
         else:
             self._conn = self._connect(readonly=False)
+            self._rw = True
             self._make_writable()
+
+    def _can_write(self) -> bool:
+        return os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+
+    def _connect_probe(self) -> sqlite3.Connection:
+        """A connection that only looks: immutable (no locks, no side files) unless a -wal file holds pages."""
+        wal = Path(f"{self.path}-wal")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        if not (wal.is_file() and wal.stat().st_size > 0):
+            uri += "&immutable=1"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=self._timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return conn
 
     def _connect(self, readonly: bool) -> sqlite3.Connection:
         try:
@@ -295,10 +314,11 @@ class Store:
         """Switch to a read-write connection and bring the schema up to date (idempotent)."""
         if self._writable:
             return
-        if self._conn is not None and self.path.is_file() and self.path.stat().st_size > 0:
+        if not self._rw:
             self._conn.close()
             self._conn = self._connect(readonly=False)
-            self._check_is_store(self._conn, writing=True)  # it may have changed since it was opened
+            self._rw = True
+        self._check_is_store(self._conn, writing=True)  # it may have changed since it was opened
         try:
             self._conn.execute("PRAGMA foreign_keys=ON")
             missing = _missing_columns(self._conn)
