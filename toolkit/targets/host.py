@@ -85,7 +85,7 @@ class HostTarget(Target):
         if "error" in result:
             raise TargetError(f"Host profiling of {str(path)!r} failed: {result['error']}")
         latency = LatencyStats.from_samples(result["samples_ms"], result["init_ms"], result["first_inference_ms"])
-        energy = self._estimate_energy(latency.median_ms, latency.std_ms, options) if options.measure_energy else None
+        energy = self._estimate_energy(latency, options) if options.measure_energy else None
         _, runtime = interpreter_class()
         provenance = {
             "device": "host",
@@ -111,10 +111,17 @@ class HostTarget(Target):
             memory_increment_mb=float(result["memory_increment_mb"]),
         )
 
-    def _estimate_energy(self, median_ms: float, std_ms: float, options: ProfileOptions) -> EnergyResult:
+    def _estimate_energy(self, latency: LatencyStats, options: ProfileOptions) -> EnergyResult:
         power_mw = float(self.device_profile.estimate_power_mw(options.num_threads))
+        median_ms = latency.median_ms
         energy_mj = power_mw * median_ms / 1000.0  # mW x ms = uJ
-        rel = (POWER_MODEL_REL_UNCERTAINTY ** 2 + (std_ms / median_ms if median_ms else 0.0) ** 2) ** 0.5
+        # The estimate scales the *median* latency, so its latency term is the median's standard error, from a
+        # spread robust to the odd preempted run (IQR / 1.349), not the raw spread of single runs.
+        import numpy as np
+
+        q1, q3 = np.percentile(latency.samples_ms, [25, 75]) if latency.samples_ms else (median_ms, median_ms)
+        se_median = 1.2533 * ((q3 - q1) / 1.349) / max(latency.count, 1) ** 0.5
+        rel = (POWER_MODEL_REL_UNCERTAINTY ** 2 + (se_median / median_ms if median_ms else 0.0) ** 2) ** 0.5
         # An estimate has no measurement floor (below_resolution stays False, resolution_mj None); a zero
         # estimate (zero latency or power) is no energy at all, and is reported as not measured.
         return EnergyResult(

@@ -67,3 +67,17 @@ def test_memory_increment_follows_the_model_not_the_process(int8_tflite, tmp_pat
         baseline = float(m.provenance_dict()["baseline_rss_mb"])
         assert m.process_peak_memory_mb >= baseline + m.memory_increment_mb - 1.0
         assert "peak RSS while loading and running the model" in m.provenance_dict()["memory_increment"]
+
+
+def test_estimate_uncertainty_is_the_medians_not_one_preempted_run():
+    """The host estimate scales the median latency; one run preempted for 100 ms must not make it 40x uncertain."""
+    from toolkit.targets.base import LatencyStats
+
+    target = HostTarget()
+    steady = LatencyStats.from_samples([1.0, 1.02, 0.98, 1.01] * 10, init_ms=1.0, first_inference_ms=1.0)
+    spiked = LatencyStats.from_samples([1.0, 1.02, 0.98, 1.01] * 10 + [100.0], init_ms=1.0, first_inference_ms=1.0)
+    a = target._estimate_energy(steady, ProfileOptions())
+    b = target._estimate_energy(spiked, ProfileOptions())
+    assert b.uncertainty_mj < 0.35 * b.energy_per_inference_mj
+    assert b.uncertainty_mj == pytest.approx(a.uncertainty_mj, rel=0.1)
+    assert not b.below_resolution and b.resolution_mj is None  # an estimate has no measurement floor
