@@ -8,6 +8,7 @@ from toolkit.targets.base import (
     ProfileOptions,
     RailEnergy,
     Target,
+    energy_text,
 )
 from toolkit.targets.host import HostTarget
 
@@ -28,4 +29,4 @@ def get_target(name: str = "host", **kwargs) -> Target:
 
 
 __all__ = ["EnergyResult", "HostTarget", "LatencyStats", "Measurement", "OpStat", "PowerSample",
-           "ProfileOptions", "RailEnergy", "TARGETS", "Target", "get_target"]
+           "ProfileOptions", "RailEnergy", "TARGETS", "Target", "energy_text", "get_target"]
