@@ -20,10 +20,11 @@ setup(
     package_data={"device_profiles": ["*.json", "schema/*.json"]},
     include_package_data=True,
     install_requires=[
-        # The harness (android_harness, device_profiles) needs only these three.
+        # The harness (android_harness, device_profiles) needs only these four.
         "numpy>=1.26",
         "adb-shell>=0.4.4",
         "adbutils>=2.0",
+        "cryptography>=41.0",  # ADB keys: generated like adb, verified by the virtual phone
         # The toolkit proper.
         "tensorflow>=2.16",
         "ai-edge-litert>=1.0",

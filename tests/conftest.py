@@ -11,6 +11,19 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_adb_key_folder(tmp_path_factory):
+    """Virtual phones and the harness keep the adb key in $ANDROID_USER_HOME: a temporary one, so the tests
+    never create or read the machine's ~/.android."""
+    old = os.environ.get("ANDROID_USER_HOME")
+    os.environ["ANDROID_USER_HOME"] = str(tmp_path_factory.mktemp("android-user-home"))
+    yield
+    if old is None:
+        os.environ.pop("ANDROID_USER_HOME", None)
+    else:
+        os.environ["ANDROID_USER_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def fmnist_small():
     """3,000 training / 500 test images of the real Fashion-MNIST (class-stratified)."""

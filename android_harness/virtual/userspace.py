@@ -32,6 +32,7 @@ from android_harness.virtual.devicefs import DeviceFS
 log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds android_harness/
 SHELL_UID = 2000  # AID_SHELL: the uid of `adb shell` on Android
+ZYGOTE_START_TIMEOUT_S = 60.0
 
 
 def props_for(profile, serial: str, secure: bool = True) -> dict[str, str]:
@@ -246,6 +247,21 @@ class Userspace:
             ready.set()
             return
         self._pidns = os.stat(f"/proc/{self._init_pid}/ns/pid").st_ino
+        control.settimeout(ZYGOTE_START_TIMEOUT_S)
+        try:
+            hello = control.recv(64)
+        except OSError:
+            hello = b""
+        control.settimeout(None)
+        if b"ready" not in hello:
+            control.close()
+            self._proc = proc
+            self.kill_all()
+            detail = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            errors.append(f"The virtual phone's sandbox started but its zygote did not come up within "
+                          f"{ZYGOTE_START_TIMEOUT_S:g} s: {detail[-1] if detail else 'no message'}")
+            ready.set()
+            return
         self._proc, self._control = proc, control
         ready.set()
         stderr = proc.stderr.read().decode(errors="replace").strip()

@@ -97,6 +97,7 @@ def _spawn(request: dict, fds: list[int]) -> None:
 def main(argv: list[str]) -> int:
     control = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    control.send(b'{"ready": true}')  # the phone starts its power model only now: our start-up is not load
     while True:
         try:
             data, fds, _flags, _addr = socket.recv_fds(control, 1 << 20, 4)

@@ -12,11 +12,14 @@ def register(subparsers) -> None:
                                           "--connect (e.g. a virtual phone), with what matters for measuring.")
     p.add_argument("--connect", action="append", default=[], metavar="HOST:PORT", help="also query this address")
     p.add_argument("--adb-server", default="127.0.0.1:5037", help="adb server HOST:PORT (default 127.0.0.1:5037)")
+    p.add_argument("--adb-key", default=None, metavar="FILE",
+                   help="private ADB key to sign with when connecting directly (default ~/.android/adbkey, the "
+                        "adb tool's own key; created like adb does when missing)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
 
-def list_devices(addresses: list[str], adb_server: str):
+def list_devices(addresses: list[str], adb_server: str, adb_key: str | None = None):
     """DeviceInfo of every device the adb server lists plus ``addresses`` (reached directly)."""
     from android_harness.connection import connect, server_serials
     from android_harness.device import AndroidDevice
@@ -24,7 +27,7 @@ def list_devices(addresses: list[str], adb_server: str):
     serials = server_serials(adb_server)
     infos = []
     for serial in list(dict.fromkeys(serials + addresses)):
-        conn = connect(serial, adb_server=adb_server)
+        conn = connect(serial, adb_server=adb_server, adb_key=adb_key)
         try:
             infos.append(AndroidDevice(conn).info())
         finally:
@@ -33,7 +36,7 @@ def list_devices(addresses: list[str], adb_server: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    infos = list_devices(args.connect, args.adb_server)
+    infos = list_devices(args.connect, args.adb_server, args.adb_key)
     if args.json:
         print(json.dumps([dataclasses.asdict(i) | {"source": i.source} for i in infos], indent=2, default=str))
         return 0
