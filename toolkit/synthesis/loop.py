@@ -13,7 +13,7 @@
 Every decision (elite, finals, best) is made on the validation split; the test split is read once per reported
 network (the prototype, the reference and the finals), never during the search. Every candidate is written to
 the store the moment it finishes (candidate, model and measurement rows in one transaction). Candidate ids and
-seeds are deterministic (``c<cycle>-<index>``, ``final-<i>``), so ``resume=True`` skips the stored ones and rebuilds
+seeds are deterministic (``c<cycle>-<index>``, ``final-<parent id>``), so ``resume=True`` skips the stored ones and rebuilds
 the generator by replaying the stored cycles through the same update rule.
 
 Strategies share the evaluator, the conversion, the measurement and the final recipe:
@@ -363,8 +363,10 @@ class RunLock:
     def __init__(self, out: Path):
         self.path = out / ".lock"
         self.fd: int | None = None
+        self.created = False
 
     def __enter__(self) -> "RunLock":
+        self.created = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -383,6 +385,12 @@ class RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+        folder = self.path.parent
+        if self.created and {p.name for p in folder.iterdir()} <= {".lock", "phases.json"}:
+            # A run that failed before writing anything leaves no folder behind (we made it, it holds nothing).
+            for p in folder.iterdir():
+                p.unlink()
+            folder.rmdir()
 
 
 class _Phases:
@@ -419,18 +427,14 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path |
     from toolkit.store import check_store_path
 
     check_store_path(db)
-    with RunLock(out):
-        return _run_locked(config, out, db, resume, progress, cycles)
+    return _run_locked(config, out, db, resume, progress, cycles)
 
 
 def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: bool,
                 cycles: int | None) -> SynthesisResult:
     from toolkit.store import Store
-    from toolkit.synthesis.generator import Generator
-    from toolkit.synthesis.inquisitor import Observation, apply_prior, form_insights, update
 
     started = time.perf_counter()
-    run_file = out / "run.json"
     run_id = None
     if resume:
         saved = read_run_file(out)
@@ -447,83 +451,87 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
     requirements = parse_requirements(config.requirements)
     ctx = _Context(config, out, requirements)  # loads data, reaches the target: fails before anything is written
     ctx.progress = progress
+    with RunLock(out), Store(db) as store:
+        return _run_stages(ctx, store, run_id, db, started)
+
+
+def _run_stages(ctx: _Context, store, run_id: str | None, db, started: float) -> SynthesisResult:
+    from toolkit.synthesis.generator import Generator
+    from toolkit.synthesis.inquisitor import Observation, apply_prior, form_insights, update
+
+    config, out = ctx.config, ctx.out
+    run_file = out / "run.json"
     phases = _Phases(out)
+    if run_id is None:
+        run_id = store.start_run("synthesis", command=f"synthesize --strategy {config.strategy}",
+                                 options=config.to_dict(), name=str(out))
+        _write_run_file(run_file, run_id, config, db)
+    else:
+        store.get_run(run_id)
+        _write_run_file(run_file, run_id, config, db)
+    done = {r["candidate_id"]: r for r in store.query(
+        "SELECT * FROM candidates WHERE run_id=? ORDER BY cycle, candidate_id", (run_id,))}
 
-    store = Store(db)
-    try:
-        if run_id is None:
-            run_id = store.start_run("synthesis", command=f"synthesize --strategy {config.strategy}",
-                                     options=config.to_dict(), name=str(out))
-            _write_run_file(run_file, run_id, config, db)
-        else:
-            store.get_run(run_id)
-            _write_run_file(run_file, run_id, config, db)
-        done = {r["candidate_id"]: r for r in store.query(
-            "SELECT * FROM candidates WHERE run_id=? ORDER BY cycle, candidate_id", (run_id,))}
+    t0 = time.perf_counter()
+    proto = _prototype(ctx, store, run_id, done)
+    phases.add("prototype", time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    _build_evaluator(ctx, ctx.progress)
+    phases.add("supernet" if config.uses_supernet else "pruning", time.perf_counter() - t0)
 
-        t0 = time.perf_counter()
-        proto = _prototype(ctx, store, run_id, done)
-        phases.add("prototype", time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        _build_evaluator(ctx, progress)
-        phases.add("supernet" if config.uses_supernet else "pruning", time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    generator = Generator(ctx.space)
+    if config.strategy == "gensynth":
+        apply_prior(generator, form_insights(ctx.space, ctx.prototype_model, ctx.importance))
+    _search_reference(ctx, store, run_id, done, proto)
+    results: list[CandidateResult] = []
+    total = config.cycles * config.population if config.strategy in ("gensynth", "random") else \
+        len([w for w in config.width_options if w < 1.0])
+    bar = None
+    if ctx.progress:
+        from tqdm.auto import tqdm
 
-        t0 = time.perf_counter()
-        generator = Generator(ctx.space)
+        bar = tqdm(total=total, desc=f"search[{config.strategy}]", unit="cand")
+    stopped = "done"
+    for cycle in range(config.cycles):
+        proposals = _proposals(ctx, generator, cycle)
+        if not proposals:
+            break
+        cycle_results = []
+        for candidate_id, seed, choices in proposals:
+            if candidate_id in done:
+                c = _from_row(done[candidate_id])
+            else:
+                if config.budget_s is not None and time.perf_counter() - started > config.budget_s:
+                    stopped = "budget"
+                    break
+                c = _run_candidate(ctx, store, run_id, candidate_id, cycle, seed, choices)
+            if c.status == "ok":
+                ctx.evaluated.setdefault(c.spec_hash, c)
+            cycle_results.append(c)
+            if bar is not None:
+                bar.update(1)
+                best = _best_search(results + cycle_results)
+                bar.set_postfix(cycle=cycle, best=f"{best.macs:,} MACs {best.int8_top1:.2%}" if best else "none")
+        results += cycle_results
+        if stopped == "budget":
+            break
         if config.strategy == "gensynth":
-            apply_prior(generator, form_insights(ctx.space, ctx.prototype_model, ctx.importance))
-        _search_reference(ctx, store, run_id, done, proto)
-        results: list[CandidateResult] = []
-        total = config.cycles * config.population if config.strategy in ("gensynth", "random") else \
-            len([w for w in config.width_options if w < 1.0])
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc=f"search[{config.strategy}]", unit="cand")
-        stopped = "done"
-        for cycle in range(config.cycles):
-            proposals = _proposals(ctx, generator, cycle)
-            if not proposals:
-                break
-            cycle_results = []
-            for candidate_id, seed, choices in proposals:
-                if candidate_id in done:
-                    c = _from_row(done[candidate_id])
-                else:
-                    if config.budget_s is not None and time.perf_counter() - started > config.budget_s:
-                        stopped = "budget"
-                        break
-                    c = _run_candidate(ctx, store, run_id, candidate_id, cycle, seed, choices)
-                if c.status == "ok":
-                    ctx.evaluated.setdefault(c.spec_hash, c)
-                cycle_results.append(c)
-                if bar is not None:
-                    bar.update(1)
-                    best = _best_search(results + cycle_results)
-                    bar.set_postfix(cycle=cycle, best=f"{best.macs:,} MACs {best.int8_top1:.2%}" if best else "none")
-            results += cycle_results
-            if stopped == "budget":
-                break
-            if config.strategy == "gensynth":
-                update(generator, [Observation(c.choices, c.score if c.score is not None else 0.0, c.feasible,
-                                               c.violation if c.status == "ok" else 10.0)
-                                   for c in cycle_results])
-                generator.save(out / "generator.json")
-        if bar is not None:
-            bar.close()
-        if config.strategy == "gensynth" and not (out / "generator.json").exists():
+            update(generator, [Observation(c.choices, c.score if c.score is not None else 0.0, c.feasible,
+                                           c.violation if c.status == "ok" else 10.0)
+                               for c in cycle_results])
             generator.save(out / "generator.json")
-        phases.add("search", time.perf_counter() - t0)
+    if bar is not None:
+        bar.close()
+    if config.strategy == "gensynth" and not (out / "generator.json").exists():
+        generator.save(out / "generator.json")
+    phases.add("search", time.perf_counter() - t0)
 
-        t0 = time.perf_counter()
-        reference = _reference(ctx, store, run_id, done, proto)
-        finals = _finals(ctx, store, run_id, done, results)
-        phases.add("final", time.perf_counter() - t0)
-        store.finish_run(run_id, status=stopped)
-    finally:
-        store.close()
-    proto = dataclasses.replace(proto, test_feasible=None)
+    t0 = time.perf_counter()
+    proto, reference = _reference(ctx, store, run_id, done, proto)
+    finals = _finals(ctx, store, run_id, done, results)
+    phases.add("final", time.perf_counter() - t0)
+    store.finish_run(run_id, status=stopped)
     return SynthesisResult(run_id, str(out), str(db), config.strategy, proto, best_final(finals), tuple(results),
                            tuple(finals), reference, time.perf_counter() - started, stopped, dict(phases.seconds))
 
@@ -694,10 +702,11 @@ def _train_final(ctx: _Context, choices: dict, name: str):
     return model, spec
 
 
-def _reference(ctx: _Context, store, run_id: str, done: dict, proto: CandidateResult) -> CandidateResult | None:
-    """The accuracy finals are judged against: the stronger (on validation) of the prototype as trained and the
-    prototype architecture given the finals' extra training (``retrain_reference``). Also reads the
-    prototype's test top-1 (once)."""
+def _reference(ctx: _Context, store, run_id: str, done: dict,
+               proto: CandidateResult) -> tuple[CandidateResult, CandidateResult | None]:
+    """Set the accuracy finals are judged against: the stronger (on validation) of the prototype as trained and
+    the prototype architecture given the finals' extra training (``retrain_reference``). Reads the prototype's
+    test top-1 (once). Returns (prototype with its test top-1, the retrained reference or None)."""
     cfg = ctx.config
     if proto.test_top1 is None:
         proto = dataclasses.replace(proto, test_top1=_report_on_test(ctx, Path(proto.tflite_path)))
@@ -707,7 +716,6 @@ def _reference(ctx: _Context, store, run_id: str, done: dict, proto: CandidateRe
             extra["test_top1"] = proto.test_top1
             conn.execute("UPDATE candidates SET extra_json=? WHERE run_id=? AND candidate_id=?",
                          (json.dumps(extra, default=str), run_id, "prototype"))
-    ctx.prototype = proto
     reference = None
     if cfg.retrain_reference:
         cid = "reference"
@@ -721,15 +729,15 @@ def _reference(ctx: _Context, store, run_id: str, done: dict, proto: CandidateRe
             _write_candidate(store, run_id, reference, spec.to_json(), rows)
     stronger = reference if reference is not None and reference.int8_top1 > proto.int8_top1 else proto
     ctx.final_reference = stronger
-    return reference
+    return proto, reference
 
 
 def _finals(ctx: _Context, store, run_id: str, done: dict, results) -> list[CandidateResult]:
     cfg = ctx.config
     ref = ctx.final_reference
     finals = []
-    for i, parent in enumerate(choose_finals(results, cfg.final_k)):
-        cid = f"final-{i}"
+    for parent in choose_finals(results, cfg.final_k):
+        cid = f"final-{parent.candidate_id}"  # a resumed or extended run reuses a final only for the same parent
         if cid in done:
             finals.append(_from_row(done[cid]))
             continue

@@ -1,4 +1,5 @@
-"""A real (tiny) synthesis run through the command line: kill -9 mid-run, resume, then generate."""
+"""A real (tiny) synthesis run through the command line: kill -9 mid-run, resume, extend, generate."""
+import json
 import os
 import signal
 import sqlite3
@@ -10,9 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-TINY = ["--prototype", "resnet20", "--prototype-width", "0.25", "--train-samples", "800", "--prototype-epochs", "1",
-        "--finetune-epochs", "1", "--finetune-samples", "400", "--eval-samples", "100", "--cycles", "2",
-        "--population", "2", "--require", "accuracy_drop<=100pt", "--require", "macs<=1.5M"]
+TINY = ["--prototype", "resnet20", "--prototype-width", "0.25", "--train-samples", "1000", "--prototype-epochs", "1",
+        "--supernet-epochs", "1", "--cycles", "2", "--population", "2", "--final-k", "1",
+        "--require", "accuracy_drop<=100pt", "--require", "macs<=1.5M"]
 
 
 def ferminet(*args, cwd, wait=True):
@@ -23,14 +24,19 @@ def ferminet(*args, cwd, wait=True):
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
-def _candidate_ids(db):
+def _rows(db, where="1=1"):
     if not db.exists():
         return []
     with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
         try:
-            return [r[0] for r in conn.execute("SELECT candidate_id FROM candidates")]
+            return conn.execute(f"SELECT * FROM candidates WHERE {where}").fetchall()
         except sqlite3.OperationalError:
             return []
+
+
+def _ids(db, where="1=1"):
+    return [r["candidate_id"] for r in _rows(db, where)]
 
 
 @pytest.fixture(scope="module")
@@ -39,40 +45,53 @@ def resumed_run(tmp_path_factory):
     db = ws / "f.db"
     proc = ferminet("synthesize", *TINY, "--out", "run", "--db", db, cwd=ws, wait=False)
     deadline = time.time() + 600
-    while len(_candidate_ids(db)) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
+    while len(_ids(db)) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
-    os.kill(proc.pid, signal.SIGKILL)  # kill -9 mid-run: the prototype and at least one candidate stored
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9 mid-search: prototype, supernet-max and a candidate stored
     proc.wait()
-    killed_at = len(_candidate_ids(db))
-    done = ferminet("synthesize", *TINY, "--out", "run", "--db", db, "--resume", cwd=ws)
+    killed_at = len(_ids(db))
+    done = ferminet("synthesize", "--out", "run", "--resume", cwd=ws)  # the store comes from run.json
     assert done.returncode == 0, done.stderr[-2000:]
     return ws, db, killed_at, done
 
 
 def test_resume_after_kill_completes_without_loss_or_duplicates(resumed_run):
     ws, db, killed_at, done = resumed_run
-    ids = _candidate_ids(db)
-    expected = {"prototype"} | {f"c{c:03d}-{i:02d}" for c in range(2) for i in range(2)}
-    assert 2 <= killed_at < len(expected)
-    assert len(ids) == len(expected) and set(ids) == expected  # same count as uninterrupted, no duplicates
+    rows = _rows(db)
+    ids = [r["candidate_id"] for r in rows]
+    search = {f"c{c:03d}-{i:02d}" for c in range(2) for i in range(2)}
+    finals = [i for i in ids if i.startswith("final-")]
+    assert 3 <= killed_at < len(ids)
+    assert len(ids) == len(set(ids))  # nothing evaluated twice
+    assert set(ids) == {"prototype", "supernet-max", "reference"} | search | set(finals) and len(finals) == 1
+    assert finals[0].removeprefix("final-") in search  # a final is one of the searched architectures
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM runs WHERE kind='synthesis'").fetchone()[0] == "done"
-        measured = conn.execute("SELECT COUNT(*) FROM measurements WHERE source='measured:host'").fetchone()[0]
-        assert measured >= 2
-        row = conn.execute("SELECT int8_top1, macs, latency_ms, energy_source, score FROM candidates "
-                           "WHERE candidate_id='prototype'").fetchone()
-    assert row[1] > 1.5e6 and row[2] > 0 and row[3] == "estimated:host" and row[4] > 0
-    assert (ws / "run" / "generator.json").is_file() and "meet" in done.stdout
+        assert conn.execute("SELECT COUNT(*) FROM measurements WHERE source='measured:host'").fetchone()[0] >= 5
+    by_id = {r["candidate_id"]: r for r in rows}
+    proto = by_id["prototype"]
+    assert proto["macs"] > 1.5e6 and proto["latency_ms"] > 0 and proto["energy_source"] == "estimated:host"
+    # Splits: every int8_top1 is on validation; test top-1 only on reported networks, never on search candidates.
+    extras = {i: json.loads(by_id[i]["extra_json"]) for i in ids}
+    assert all(e["int8_top1_split"] == "validation" for e in extras.values())
+    assert all(extras[i]["test_top1"] is None for i in search | {"supernet-max"})
+    assert all(0 < extras[i]["test_top1"] <= 1 for i in ["prototype", "reference"] + finals)
+    assert extras[finals[0]]["phase"] == "final" and extras[finals[0]]["proxy_top1"] is not None
+    assert (ws / "run" / "generator.json").is_file() and (ws / "run" / "supernet" / "supernet.json").is_file()
+    assert "final-trained" in done.stdout and "test top-1" in done.stdout
 
 
-def test_generate_from_the_learned_generator(resumed_run):
+def test_generate_samples_and_finalizes(resumed_run):
     ws, db, _, _ = resumed_run
-    out = ferminet("generate", "run", "--seeds", "11-12", "--db", db, cwd=ws)
-    assert out.returncode == 0, out.stderr[-2000:]
-    generated = sorted((ws / "run" / "generated").glob("*_int8.tflite"))
-    assert generated and len(generated) == len(list((ws / "run" / "generated").glob("*.keras")))
-    assert "distinct architectures" in out.stdout
+    out = ferminet("generate", "run", "--seeds", "11-12", cwd=ws)
+    assert "distinct architectures" in out.stdout and out.returncode in (0, 1), out.stderr[-2000:]
+    assert {"seed-11", "seed-12"} <= set(_ids(db))
+    fin = ferminet("generate", "run", "--seeds", "13", "--finalize", cwd=ws)
+    assert "final-trained networks" in fin.stdout, fin.stderr[-2000:]
+    row = _rows(db, "candidate_id='seed-13-final'")[0]
+    extra = json.loads(row["extra_json"])
+    assert extra["phase"] == "final" and 0 < extra["test_top1"] <= 1 and row["parent"] == "seed-13"
 
 
 def test_bad_synthesis_input_leaves_store_intact(resumed_run, capsys, monkeypatch):
@@ -80,28 +99,54 @@ def test_bad_synthesis_input_leaves_store_intact(resumed_run, capsys, monkeypatc
 
     ws, db, _, _ = resumed_run
     monkeypatch.chdir(ws)
-    before = len(_candidate_ids(db))
-    cases = [(["--prototype", "resnet99"], "Unknown prototype 'resnet99'"),
-             (["--require", "speed<=3"], "Unknown requirement metric 'speed'"),
-             (["--budget", "0"], "the budget must be > 0"),
+    before = len(_ids(db))
+    cases = [(["--out", "fresh", "--prototype", "resnet99"], "Unknown prototype 'resnet99'"),
+             (["--out", "fresh", "--require", "speed<=3"], "Unknown requirement metric 'speed'"),
+             (["--out", "fresh", "--budget", "0"], "the budget must be > 0"),
              (["--out", "run"], "already holds a synthesis run"),
-             (["--device", "127.0.0.1:1"], "No device answers at 127.0.0.1:1")]
+             (["--out", "fresh", "--device", "127.0.0.1:1"], "No device answers at 127.0.0.1:1"),
+             (["--out", "run", "--resume", "--population", "4"], "--population would be ignored"),
+             (["--out", "fresh", "--strategy", "width", "--cycles", "3"], "it has no cycles or population"),
+             (["--out", "fresh", "--resume"], "not a synthesis run folder")]
     for extra, message in cases:
         try:
-            code = main(["synthesize", "--out", "fresh", *extra, "--db", str(db)])
+            code = main(["synthesize", *extra, "--db", str(db)])
         except SystemExit as exc:  # argparse rejects before the command runs
             code = exc.code
         err = capsys.readouterr().err
         assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
-    assert len(_candidate_ids(db)) == before
+    assert len(_ids(db)) == before
+    assert not (ws / "fresh").exists()
+
+
+def test_damaged_run_file_and_a_second_resume_are_refused(resumed_run, tmp_path, capsys):
+    import fcntl
+
+    from toolkit.cli.main import main
+
+    ws, db, _, _ = resumed_run
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.json").write_text('{"run_id": "x", "config": {')
+    assert main(["synthesize", "--out", str(broken), "--resume"]) != 0
+    err = capsys.readouterr().err
+    assert "is damaged" in err and len(err.strip().splitlines()) == 1
+    # Another process holds the run's lock: a second resume refuses at once and writes nothing.
+    before = len(_ids(db))
+    with open(ws / "run" / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = ferminet("synthesize", "--out", "run", "--resume", "--cycles", "3", cwd=ws)
+    assert busy.returncode != 0 and "Another ferminet process is working on the run" in busy.stderr
+    assert len(_ids(db)) == before
 
 
 def test_resume_with_more_cycles_extends_the_run(resumed_run):
     ws, db, _, _ = resumed_run
-    shrink = ferminet("synthesize", "--cycles", "1", "--out", "run", "--db", db, "--resume", cwd=ws)
+    shrink = ferminet("synthesize", "--cycles", "1", "--out", "run", "--resume", cwd=ws)
     assert shrink.returncode != 0 and "can only extend it" in shrink.stderr
-    more = ferminet("synthesize", "--cycles", "3", "--out", "run", "--db", db, "--resume", cwd=ws)
+    more = ferminet("synthesize", "--cycles", "3", "--out", "run", "--resume", cwd=ws)
     assert more.returncode == 0, more.stderr[-2000:]
-    ids = [i for i in _candidate_ids(db) if not i.startswith("seed-")]  # generate's rows are not the run's
-    assert len(ids) == len(set(ids)) == 1 + 3 * 2 and {"c002-00", "c002-01"} <= set(ids)
+    run_id = json.loads((ws / "run" / "run.json").read_text())["run_id"]
+    ids = _ids(db, f"run_id='{run_id}'")
+    assert len(ids) == len(set(ids)) and {"c002-00", "c002-01"} <= set(ids)
     assert '"cycles": 3' in (ws / "run" / "run.json").read_text()
