@@ -76,8 +76,8 @@ def run_demo(config: DemoConfig = DemoConfig()) -> DemoResult:
         synth = run_synthesis(SynthesisConfig(
             prototype=config.prototype, dataset="fashion_mnist", target="android", device=phone.serial,
             requirements=config.requirements, objective="energy", cycles=config.cycles,
-            population=config.population, prototype_epochs=config.prototype_epochs, finetune_epochs=2,
-            n_train=config.n_train, finetune_n_train=config.n_train // 2, n_eval=1_000, threads=config.threads,
+            population=config.population, prototype_epochs=config.prototype_epochs, supernet_epochs=1,
+            final_k=2, n_train=config.n_train, n_eval=1_000, threads=config.threads,
             seed=config.seed), run_dir, config.db)
         device = phone.serial
     report = build_report(config.db, report_dir, run=synth.run_id)

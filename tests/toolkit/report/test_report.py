@@ -48,7 +48,7 @@ def store(tmp_path_factory, int8_tflite):
     with Store(db) as s:
         s.record_run("profile", measurements=(host, virtual))
     cfg = SynthesisConfig(prototype="resnet20", prototype_width=0.25, n_train=600, prototype_epochs=1,
-                          finetune_epochs=1, finetune_n_train=300, n_eval=100, cycles=2, population=2,
+                          supernet_epochs=1, final_k=1, n_eval=100, cycles=2, population=2,
                           profile_runs=5, probe_samples=64, requirements=("accuracy_drop<=100pt", "macs<=1.5M"))
     synth = run_synthesis(cfg, ws / "run", db, progress=False)
     return ws, db, synth
