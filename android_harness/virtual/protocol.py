@@ -63,9 +63,12 @@ def unpack_header(header: bytes) -> tuple[int, int, int, int, int]:
     return command, arg0, arg1, length, check
 
 
-def read_message(recv_exact) -> Message:
-    """Read one message with ``recv_exact(n) -> bytes``; verifies a non-zero checksum."""
+def read_message(recv_exact, max_length: int | None = None) -> Message:
+    """Read one message with ``recv_exact(n) -> bytes``; verifies a non-zero checksum. ``max_length`` caps the
+    payload (before authentication a host has no business sending more than a key)."""
     command, arg0, arg1, length, check = unpack_header(recv_exact(_HEADER.size))
+    if max_length is not None and length > max_length:
+        raise ProtocolError(f"{NAMES.get(command, hex(command))}: payload of {length} bytes, at most {max_length}")
     data = recv_exact(length) if length else b""
     if check and check != checksum(data):
         raise ProtocolError(f"{NAMES.get(command, command)}: checksum mismatch")

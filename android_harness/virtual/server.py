@@ -18,11 +18,13 @@ import threading
 import time
 
 from android_harness.adbkey import TOKEN_BYTES, decode_public_key
+from android_harness.errors import HarnessError
 from android_harness.virtual import protocol as P
 
 log = logging.getLogger(__name__)
 SYNC_DATA_MAX = 64 * 1024
 WRITE_TIMEOUT_S = 30.0
+PRE_AUTH_MAX_PAYLOAD = 8192  # CNXN banners and AUTH packets are far smaller
 MAX_AUTH_FAILURES = 10  # signatures tried per connection before it is closed (a host tries each of its keys)
 
 
@@ -114,7 +116,7 @@ class Connection(threading.Thread):
     def run(self) -> None:
         try:
             while True:
-                self.handle(P.read_message(self._recv_exact))
+                self.handle(P.read_message(self._recv_exact, None if self.online else PRE_AUTH_MAX_PAYLOAD))
         except (ConnectionError, OSError, P.ProtocolError) as exc:
             log.debug("connection ended: %s", exc)
         finally:
@@ -229,6 +231,8 @@ class Connection(threading.Thread):
                 log.debug("unsupported service %r", service)
         except StreamClosed:
             pass
+        except (HarnessError, OSError) as exc:  # the phone is stopping under the command
+            log.debug("service %r ended: %s", service, exc)
         finally:
             stream.close()
             self.streams.pop(stream.local_id, None)
