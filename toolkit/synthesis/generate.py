@@ -68,7 +68,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
              progress: bool = False) -> GenerateResult:
     from toolkit.store import Store
     from toolkit.synthesis.generator import Generator
-    from toolkit.synthesis.supernet import STATE, has_checkpoint
+    from toolkit.synthesis.supernet import has_checkpoint, read_state
 
     run = Path(run_dir)
     saved = read_run_file(run)
@@ -78,9 +78,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
                                    f"learn a generator")
     generator = Generator.load(run / "generator.json")
     if config.supernet_path is None:
-        import json
-
-        state = json.loads((run / "supernet" / STATE).read_text()) if has_checkpoint(run / "supernet") else {}
+        state = read_state(run / "supernet") if has_checkpoint(run / "supernet") else {}
         if state.get("epochs_done") != config.supernet_epochs:
             raise InvalidArgumentError(f"The run in {str(run)!r} has not finished training its supernet; resume it "
                                        f"first: ferminet synthesize --out {run} --resume")

@@ -74,7 +74,9 @@ class SynthesisConfig:
     probe_samples: int = 512
     threads: int = 1
     profile_runs: int = 30
-    seed: int = 0
+    seed: int = 0  # the generator's samples
+    data_seed: int | None = None  # which images are train / validation (default: seed); runs sharing a
+    # prototype or a supernet must share it, so no image trained on is validated on
     width_options: tuple[float, ...] = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
     learning_rate: float = 2e-3
     supernet_learning_rate: float = 1e-3
@@ -105,6 +107,15 @@ class SynthesisConfig:
         if self.budget_s is not None and not self.budget_s > 0:
             raise InvalidArgumentError(f"The budget must be > 0. Received: budget={self.budget_s!r}; e.g. --budget 60m")
         parse_requirements(self.requirements)
+
+    @property
+    def split_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
+
+    def data_fingerprint(self) -> dict:
+        """What fixes the training images: a prototype or supernet is reusable only under the same one."""
+        return {"dataset": self.dataset, "data_path": self.data_path, "n_train": self.n_train, "n_val": self.n_val,
+                "data_seed": self.split_seed}
 
     @property
     def uses_supernet(self) -> bool:
@@ -188,13 +199,13 @@ class _Context:
         self.config = config
         self.out = out
         self.requirements = requirements
-        data = load_dataset(config.dataset, path=config.data_path, n_train=config.n_train, seed=config.seed)
-        data = data.holdout(min(config.n_val, len(data.x_train) // 5), seed=config.seed)
+        data = load_dataset(config.dataset, path=config.data_path, n_train=config.n_train, seed=config.split_seed)
+        data = data.holdout(min(config.n_val, len(data.x_train) // 5), seed=config.split_seed)
         self.test = data  # the test split: read only by _report_on_test
         # Training sees train; anything a trainer evaluates on the side is the validation split, never test.
         self.train_data = data.validation_as_test()
         self.search_data = data.validation_as_test(config.n_eval)
-        rng = np.random.default_rng(config.seed)
+        rng = np.random.default_rng(config.split_seed)
         self.recal_x = data.x_train[rng.choice(len(data.x_train), min(config.recal_samples, len(data.x_train)),
                                                replace=False)]
         kwargs = {"device": config.device} if config.target == "android" else {}
@@ -557,6 +568,7 @@ def _prototype(ctx: _Context, store, run_id: str, done: dict) -> CandidateResult
         if cfg.prototype_path:
             from toolkit.convert import load_keras_model
 
+            _check_same_split(cfg, Path(cfg.prototype_path).parent / "run.json")
             model = load_keras_model(cfg.prototype_path)
             expected = [layer.name for layer in build_model(spec).layers]
             if [layer.name for layer in model.layers] != expected:
@@ -576,15 +588,28 @@ def _prototype(ctx: _Context, store, run_id: str, done: dict) -> CandidateResult
     if cfg.strategy == "l1prune":
         ctx.importance = l1_importance(ctx.prototype_model)
     else:
-        probe = ctx.test.subset(n_train=cfg.probe_samples, seed=cfg.seed)
+        probe = ctx.test.subset(n_train=cfg.probe_samples, seed=cfg.split_seed)
         ctx.importance = taylor_importance(ctx.prototype_model, probe.x_train, probe.y_train)
     np.savez(out / "importance.npz", **ctx.importance)
     return proto
 
 
+def _check_same_split(cfg: SynthesisConfig, run_file: Path) -> None:
+    """A prototype from another run was trained on that run's training split: refuse it when this run would
+    validate on some of those images."""
+    if not run_file.is_file():
+        log.warning("cannot check which images %s was trained on (no run.json beside it)", run_file.parent)
+        return
+    other = SynthesisConfig.from_dict(read_run_file(run_file.parent)["config"]).data_fingerprint()
+    if other != cfg.data_fingerprint():
+        raise InvalidArgumentError(
+            f"The prototype in {str(run_file.parent)!r} was trained on other images ({other}) than this run splits "
+            f"({cfg.data_fingerprint()}); use the same data options and data seed")
+
+
 def _build_evaluator(ctx: _Context, progress: bool) -> None:
     from toolkit.synthesis.evaluator import PrunedPrototypeEvaluator, SupernetEvaluator
-    from toolkit.synthesis.supernet import Supernet, has_checkpoint, train_supernet
+    from toolkit.synthesis.supernet import Supernet, has_checkpoint, read_state, train_supernet
 
     cfg = ctx.config
     if not cfg.uses_supernet:
@@ -598,6 +623,12 @@ def _build_evaluator(ctx: _Context, progress: bool) -> None:
         if not has_checkpoint(given):
             raise InvalidArgumentError(f"No trained supernet in {cfg.supernet_path!r}; pass the --out folder of a "
                                        f"finished synthesis run with the same prototype and data")
+        trained_on = read_state(given).get("data")
+        if trained_on != cfg.data_fingerprint():
+            raise InvalidArgumentError(
+                f"The supernet in {cfg.supernet_path!r} was trained on other images ({trained_on}) than this run "
+                f"splits ({cfg.data_fingerprint()}): its training images could be in this run's validation split. "
+                f"Use the same data options and data seed, or train a supernet for this run")
         importance_file = given.parent / "importance.npz"
         if importance_file.is_file():  # channel order is the supernet's: take its importance too
             with np.load(importance_file) as npz:
@@ -607,7 +638,8 @@ def _build_evaluator(ctx: _Context, progress: bool) -> None:
         sn.load(given)
     else:
         train_supernet(sn, ctx.train_data.x_train, ctx.train_data.y_train, cfg.supernet_epochs, folder,
-                       learning_rate=cfg.supernet_learning_rate, seed=cfg.seed, progress=progress)
+                       learning_rate=cfg.supernet_learning_rate, seed=cfg.split_seed, progress=progress,
+                       data=cfg.data_fingerprint())
     ctx.evaluator = SupernetEvaluator(sn, ctx.recal_x)
 
 

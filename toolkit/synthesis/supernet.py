@@ -148,14 +148,19 @@ class Supernet:
         tmp_state.replace(folder / STATE)
 
     def load(self, folder: Path) -> dict:
-        state_file = folder / STATE
-        try:
-            state = json.loads(state_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise ToolkitError(f"Cannot read the supernet checkpoint state {str(state_file)!r}: {exc}. "
-                               f"Delete {str(folder / CHECKPOINT)!r} and {str(state_file)!r} to retrain it") from exc
+        state = read_state(folder)
         self.model.load_weights(folder / CHECKPOINT)
         return state
+
+
+def read_state(folder: Path) -> dict:
+    """The checkpoint's state: epochs done, the training images' description, per-epoch history."""
+    state_file = folder / STATE
+    try:
+        return json.loads(state_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(f"Cannot read the supernet checkpoint state {str(state_file)!r}: {exc}. "
+                           f"Delete {str(folder / CHECKPOINT)!r} and {str(state_file)!r} to retrain it") from exc
 
 
 def has_checkpoint(folder: Path) -> bool:
@@ -164,10 +169,11 @@ def has_checkpoint(folder: Path) -> bool:
 
 def train_supernet(sn: Supernet, x: np.ndarray, y: np.ndarray, epochs: int, folder: Path, *,
                    batch_size: int = 128, learning_rate: float = 1e-3, n_random: int = 2, seed: int = 0,
-                   progress: bool = False) -> SupernetTraining:
+                   progress: bool = False, data: dict | None = None) -> SupernetTraining:
     """Sandwich-rule training with in-place distillation (module docstring); checkpoint every epoch, resume.
 
-    ``x``/``y`` are the training images (never the validation or test split)."""
+    ``x``/``y`` are the training images (never the validation or test split); ``data`` describes which images
+    they are and is kept in the checkpoint, so a run that reuses the supernet can check it splits the same way."""
     import keras
     import tensorflow as tf
 
@@ -229,7 +235,7 @@ def train_supernet(sn: Supernet, x: np.ndarray, y: np.ndarray, epochs: int, fold
                 if bar is not None:
                     bar.update(1)
             history.append(SupernetEpoch(epoch + 1, float(np.mean(losses)), time.perf_counter() - t0))
-            sn.save(folder, {"epochs_done": epoch + 1, "epochs": epochs,
+            sn.save(folder, {"epochs_done": epoch + 1, "epochs": epochs, "data": data,
                              "history": [h.__dict__ for h in history]})
             log.info("supernet epoch %d/%d: loss %.4f in %.0f s", epoch + 1, epochs, history[-1].loss,
                      history[-1].seconds)
