@@ -1,0 +1,427 @@
+"""Per-op timings of a ``.tflite`` model run in LiteRT on this machine, from LiteRT's own op profiler.
+
+What is measured: LiteRT's runtime (``libLiteRt.so`` in the ``ai-edge-litert`` wheel) has TFLite's op profiler
+built in: a ``CompiledModel`` created with the runtime option ``enable_profiling = true`` records one event per
+executed node (``OPERATOR_INVOKE_EVENT``, begin/end on the steady clock, microsecond resolution) and one per
+``Invoke``. The wheel's Python API does not expose it, so this module drives LiteRT's C API with :mod:`ctypes`
+(create environment, model, options with the runtime and CPU option payloads, compiled model, tensor buffers;
+run; read the profiler's events). The numbers are the kernels' own wall-clock times inside the runtime, the same
+events TFLite's ``benchmark_model --enable_op_profiling`` summarises; nothing is estimated or apportioned.
+
+Two kernel sets, as the interpreter runs them:
+
+- ``use_xnnpack=False``: TFLite's builtin kernels (what ``--use_xnnpack=false`` / the host target's ``cpu``
+  delegate run). One row per TFLite node; ``name`` is the node's output tensor name(s), which carry the Keras
+  layer names (``functional_1/s1b0_conv1_1/convolution``). Exact.
+- ``use_xnnpack=True``: the graph runs inside the XNNPACK delegate; the rows are XNNPACK's *internal* operators
+  (``DELEGATE_OPERATOR_INVOKE_EVENT``, e.g. ``Convolution (NHWC, QC8) IGEMM``), timed by XNNPACK. XNNPACK numbers
+  its own operators, not TFLite nodes, so each is given the name of the TFLite node it implements by walking both
+  lists in execution order and pairing operators of the same kind (``Convolution`` -> ``CONV_2D``...); an operator
+  XNNPACK inserted (e.g. the ``Static Reshape`` before a fully-connected layer) pairs with nothing and keeps an
+  empty name. ``name_match`` says which of the two it was.
+
+The profiled runs are separate from a caller's own timed runs (profiling adds a little per-op overhead), so
+per-op times sum to about, not exactly, an un-profiled run's latency. Imports NumPy and LiteRT, never TensorFlow.
+
+>>> p = profile_ops("model.tflite", runs=20)                     # doctest: +SKIP
+>>> [(o.node_type, round(o.avg_ms, 3), o.name[:30]) for o in p.ops][:1]   # doctest: +SKIP
+[('CONV_2D', 0.032, 'functional_1/stem_relu_1/Relu;f')]
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes as C
+import logging
+import os
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from android_harness.errors import BenchmarkError
+
+log = logging.getLogger(__name__)
+
+# LiteRtProfilerEventType (litert/c/litert_profiler_event.h)
+_DEFAULT_EVENT = 1
+_OPERATOR_INVOKE_EVENT = 1 << 1
+_DELEGATE_OPERATOR_INVOKE_EVENT = 1 << 2
+_DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT = 1 << 3
+_HW_CPU = 1  # kLiteRtHwAcceleratorCpu
+_LOCK_WRITE = 1  # kLiteRtTensorBufferLockModeWrite
+_FLOAT32 = 1  # kLiteRtElementTypeFloat32 (= kTfLiteFloat32)
+_RANKED_TENSOR_TYPE_BYTES = 72  # sizeof(LiteRtRankedTensorType): element type, then LiteRtLayout
+_P = C.c_void_p
+
+# XNNPACK operator name (prefix) -> the TFLite builtin ops it implements.
+_XNNPACK_KINDS = (
+    ("Convolution", ("CONV_2D", "DEPTHWISE_CONV_2D")),
+    ("Deconvolution", ("TRANSPOSE_CONV",)),
+    ("Fully Connected", ("FULLY_CONNECTED",)),
+    ("Add", ("ADD",)), ("Multiply", ("MUL",)), ("Subtract", ("SUB",)), ("Divide", ("DIV",)),
+    ("Mean", ("MEAN",)), ("Sum", ("SUM",)),
+    ("Max Pooling", ("MAX_POOL_2D",)), ("Average Pooling", ("AVERAGE_POOL_2D",)),
+    ("Global Average Pooling", ("MEAN", "AVERAGE_POOL_2D")),
+    ("Softmax", ("SOFTMAX",)), ("Clamp", ("RELU", "RELU6", "RELU_N1_TO_1")),
+    ("Constant Pad", ("PAD", "PADV2")), ("Copy", ("RESHAPE", "SQUEEZE")),
+    ("Static Reshape", ("RESHAPE", "SQUEEZE")), ("Concatenate", ("CONCATENATION",)),
+    ("Transpose", ("TRANSPOSE",)), ("Convert", ("QUANTIZE", "DEQUANTIZE")),
+    ("Hardswish", ("HARD_SWISH",)), ("Sigmoid", ("LOGISTIC",)), ("Tanh", ("TANH",)),
+    ("Leaky ReLU", ("LEAKY_RELU",)), ("Resize Bilinear", ("RESIZE_BILINEAR",)),
+)
+
+
+class _Mem(C.Structure):
+    _fields_ = [("total_allocated_bytes", C.c_size_t), ("in_use_allocated_bytes", C.c_size_t),
+                ("private_footprint_bytes", C.c_size_t)]
+
+
+class _Event(C.Structure):
+    """ProfiledEventData (litert/c/litert_profiler_event.h)."""
+
+    _fields_ = [("tag", C.c_char_p), ("event_type", C.c_int), ("start_timestamp_us", C.c_uint64),
+                ("elapsed_time_us", C.c_uint64), ("begin_mem_usage", _Mem), ("end_mem_usage", _Mem),
+                ("event_metadata1", C.c_uint64), ("event_metadata2", C.c_uint64), ("event_source", C.c_int)]
+
+
+@dataclass(frozen=True)
+class OpTiming:
+    """One executed operator, over all profiled runs. Times in ms.
+
+    ``node_index``: the TFLite node (builtin kernels) or XNNPACK's operator number (XNNPACK). ``name``: the TFLite
+    node's output tensor name(s), ``;``-joined when the converter fused layers (empty: no TFLite node matched).
+    ``start_ms``: mean offset of the operator's start from the start of its run (builtin kernels; 0 under XNNPACK,
+    whose events carry no start time).
+    """
+
+    node_index: int
+    node_type: str
+    name: str
+    first_ms: float
+    avg_ms: float
+    min_ms: float
+    max_ms: float
+    start_ms: float
+    times_called: int
+
+
+@dataclass(frozen=True)
+class OpProfile:
+    """Per-op timings of ``runs`` profiled runs. ``invoke_ms``: each run's whole ``Invoke``, the interpreter's own
+    profiler event (the wall clock around the run where LiteRT recorded none). ``kernels``: ``builtin`` or
+    ``xnnpack``."""
+
+    model_path: str
+    ops: tuple[OpTiming, ...]
+    runs: int
+    invoke_ms: tuple[float, ...]
+    kernels: str
+    num_threads: int
+    name_match: str  # "node" (names are the TFLite nodes') | "order" (XNNPACK operators paired by kind and order)
+
+    @property
+    def total_op_ms(self) -> float:
+        """Sum of the operators' mean times: one run's time spent in kernels."""
+        return float(sum(o.avg_ms for o in self.ops))
+
+    @property
+    def invoke_avg_ms(self) -> float:
+        return float(np.mean(self.invoke_ms)) if self.invoke_ms else 0.0
+
+
+def _lib() -> C.CDLL:
+    import ai_edge_litert
+
+    path = Path(ai_edge_litert.__file__).resolve().parent / "libLiteRt.so"
+    if not path.exists():
+        raise BenchmarkError(f"LiteRT's runtime library is missing: {path}. Reinstall ai-edge-litert (>= 2.2).")
+    lib = C.CDLL(str(path))
+    for fn in ("LiteRtCreateEnvironment", "LiteRtCreateModelFromFile", "LiteRtCreateOptions",
+               "LiteRtSetOptionsHardwareAccelerators", "LiteRtCreateOpaqueOptions", "LiteRtAddOpaqueOptions",
+               "LiteRtCreateCompiledModel", "LiteRtGetModelSignature", "LiteRtGetNumSignatureInputs",
+               "LiteRtGetNumSignatureOutputs", "LiteRtGetSignatureInputTensorByIndex",
+               "LiteRtGetSignatureOutputTensorByIndex", "LiteRtGetRankedTensorType",
+               "LiteRtGetCompiledModelInputBufferRequirements", "LiteRtGetCompiledModelOutputBufferRequirements",
+               "LiteRtCreateManagedTensorBufferFromRequirements", "LiteRtGetTensorBufferSize",
+               "LiteRtLockTensorBuffer", "LiteRtUnlockTensorBuffer", "LiteRtRunCompiledModel",
+               "LiteRtCompiledModelGetProfiler", "LiteRtStartProfiler", "LiteRtStopProfiler",
+               "LiteRtResetProfiler", "LiteRtGetNumProfilerEvents", "LiteRtGetProfilerEvents"):
+        getattr(lib, fn).restype = C.c_int
+    lib.LiteRtCreateOpaqueOptions.argtypes = [C.c_char_p, _P, _P, C.POINTER(_P)]
+    lib.LiteRtCreateModelFromFile.argtypes = [_P, C.c_char_p, C.POINTER(_P)]
+    lib.LiteRtRunCompiledModel.argtypes = [_P, C.c_size_t, C.c_size_t, C.POINTER(_P), C.c_size_t, C.POINTER(_P)]
+    for fn in ("LiteRtDestroyTensorBuffer", "LiteRtDestroyCompiledModel", "LiteRtDestroyOptions",
+               "LiteRtDestroyModel", "LiteRtDestroyEnvironment"):
+        getattr(lib, fn).restype = None
+        getattr(lib, fn).argtypes = [_P]
+    return lib
+
+
+@contextlib.contextmanager
+def _captured_stderr(lines: list[str]):
+    """LiteRT's C++ runtime logs to fd 2 (INFO lines on every environment); keep them out of the caller's output
+    (the virtual phone's benchmark_model prints to the shell) and hand them to logging / error messages."""
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().decode("utf-8", "replace").splitlines())
+            for line in lines:
+                log.debug("litert: %s", line)
+
+
+def _opaque_toml(lib, libc, options, identifier: str, toml: str) -> None:
+    libc.strdup.restype = _P
+    libc.strdup.argtypes = [C.c_char_p]
+    payload = libc.strdup(toml.encode())  # owned (and freed) by LiteRT after this
+    opaque = _P()
+    _check(lib.LiteRtCreateOpaqueOptions(identifier.encode(), payload, C.cast(libc.free, _P), C.byref(opaque)),
+           f"create the {identifier} options")
+    _check(lib.LiteRtAddOpaqueOptions(options, opaque), f"add the {identifier} options")
+
+
+def _check(status: int, what: str) -> None:
+    if status != 0:
+        raise BenchmarkError(f"LiteRT could not {what} (LiteRtStatus {status}).")
+
+
+def _node_names(model_path: str) -> list[tuple[str, str]]:
+    """(builtin op name, output tensor names) of each TFLite node in execution order, from the Python interpreter
+    with builtin kernels only, whose node numbering is the one LiteRT's events carry."""
+    from ai_edge_litert import interpreter as litert
+
+    it = litert.Interpreter(model_path=model_path,
+                            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    nodes = []
+    for op in it._get_ops_details():  # noqa: SLF001 - the only API that lists nodes with their outputs
+        names = [it._interpreter.TensorName(int(i), 0) for i in op["outputs"] if i >= 0]  # noqa: SLF001
+        nodes.append((str(op["op_name"]), ";".join(names)))
+    return nodes
+
+
+def _pair_by_order(xnn_ops: list[str], nodes: list[tuple[str, str]]) -> list[int | None]:
+    """For each XNNPACK operator (execution order), the index of the TFLite node it implements, or None."""
+    out: list[int | None] = []
+    j = 0
+    for op in xnn_ops:
+        kinds = next((k for prefix, k in sorted(_XNNPACK_KINDS, key=lambda p: -len(p[0]))
+                      if op.startswith(prefix)), ())
+        match = next((i for i in range(j, len(nodes)) if nodes[i][0] in kinds), None)
+        out.append(match)
+        if match is not None:
+            j = match + 1
+    return out
+
+
+def profile_ops(model_path: str | Path, num_threads: int = 1, use_xnnpack: bool = False, runs: int = 50,
+                warmup_runs: int = 1, seed: int = 0) -> OpProfile:
+    """Run ``model_path`` ``warmup_runs`` + ``runs`` times in LiteRT with its op profiler on; return per-op times.
+
+    Inputs are random (uniform [0, 1) for float inputs, random bytes otherwise), as benchmark_model's are.
+    Raises :class:`~android_harness.errors.BenchmarkError` when LiteRT cannot load or run the model.
+    """
+    if not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be >= 1. Received: num_threads={num_threads!r}")
+    if not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"runs must be >= 1. Received: runs={runs!r}")
+    path = str(Path(model_path).resolve())
+    if not Path(path).is_file():
+        raise BenchmarkError(f"No model file at {path!r}; pass the path of a .tflite file.")
+    nodes = _node_names(path)
+    lib, libc = _lib(), C.CDLL(None)
+    stderr: list[str] = []
+    handles: dict[str, object] = {}
+    buffers: list[_P] = []
+    try:
+        with _captured_stderr(stderr):
+            try:
+                events, invoke_wall_ms = _run_profiled(lib, libc, path, num_threads, use_xnnpack, runs,
+                                                       warmup_runs, seed, handles, buffers)
+            finally:
+                for b in buffers:
+                    lib.LiteRtDestroyTensorBuffer(b)
+                for key, fn in (("compiled", "LiteRtDestroyCompiledModel"), ("options", "LiteRtDestroyOptions"),
+                                ("model", "LiteRtDestroyModel"), ("env", "LiteRtDestroyEnvironment")):
+                    if handles.get(key):
+                        getattr(lib, fn)(handles[key])
+    except BenchmarkError as exc:
+        detail = next((l for l in reversed(stderr) if "ERROR" in l), "")
+        raise BenchmarkError(f"{exc} Model: {path!r}.{' LiteRT said: ' + detail if detail else ''}") from None
+    return _summarise(path, events, invoke_wall_ms, nodes, use_xnnpack, num_threads, runs)
+
+
+def _run_profiled(lib, libc, path, num_threads, use_xnnpack, runs, warmup_runs, seed, handles, buffers):
+    env, model, options, compiled = _P(), _P(), _P(), _P()
+    _check(lib.LiteRtCreateEnvironment(0, None, C.byref(env)), "create an environment")
+    handles["env"] = env
+    _check(lib.LiteRtCreateModelFromFile(env, path.encode(), C.byref(model)), "load the model")
+    handles["model"] = model
+    _check(lib.LiteRtCreateOptions(C.byref(options)), "create options")
+    handles["options"] = options
+    _check(lib.LiteRtSetOptionsHardwareAccelerators(options, _HW_CPU), "select the CPU")
+    _opaque_toml(lib, libc, options, "runtime_options_string", "enable_profiling = true\n")
+    mode = "delegate" if use_xnnpack else "builtin"
+    _opaque_toml(lib, libc, options, "xnnpack", f'kernel_mode = "{mode}"\nnum_threads = {num_threads}\n')
+    _check(lib.LiteRtCreateCompiledModel(env, model, options, C.byref(compiled)), "compile the model")
+    handles["compiled"] = compiled
+    signature = _P()
+    _check(lib.LiteRtGetModelSignature(model, C.c_size_t(0), C.byref(signature)), "read the model's signature")
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for kind in ("Input", "Output"):
+        count = C.c_size_t()
+        _check(getattr(lib, f"LiteRtGetNumSignature{kind}s")(signature, C.byref(count)), f"count {kind.lower()}s")
+        made = []
+        for i in range(count.value):
+            tensor = _P()
+            _check(getattr(lib, f"LiteRtGetSignature{kind}TensorByIndex")(signature, C.c_size_t(i), C.byref(tensor)),
+                   f"read {kind.lower()} {i}")
+            ttype = C.create_string_buffer(_RANKED_TENSOR_TYPE_BYTES * 2)
+            _check(lib.LiteRtGetRankedTensorType(tensor, ttype), f"read the type of {kind.lower()} {i}")
+            rank = struct.unpack_from("<I", ttype.raw, 4)[0] & 0x7F
+            for d in range(rank):  # a dynamic (batch) dimension runs at 1, as the interpreter allocates it
+                if struct.unpack_from("<i", ttype.raw, 8 + 4 * d)[0] < 0:
+                    struct.pack_into("<i", ttype, 8 + 4 * d, 1)
+            req, buf = _P(), _P()
+            _check(getattr(lib, f"LiteRtGetCompiledModel{kind}BufferRequirements")(
+                compiled, C.c_size_t(0), C.c_size_t(i), C.byref(req)), f"size {kind.lower()} {i}")
+            _check(lib.LiteRtCreateManagedTensorBufferFromRequirements(env, ttype, req, C.byref(buf)),
+                   f"allocate {kind.lower()} {i}")
+            buffers.append(buf)
+            made.append(buf)
+            if kind == "Input":
+                _fill(lib, buf, struct.unpack_from("<i", ttype.raw, 0)[0], rng)
+        arrays[kind] = ((_P * max(len(made), 1))(*made), len(made))
+    (ins, n_in), (outs, n_out) = arrays["Input"], arrays["Output"]
+    profiler = _P()
+    _check(lib.LiteRtCompiledModelGetProfiler(compiled, C.byref(profiler)), "get the op profiler")
+    if not profiler:
+        raise BenchmarkError("LiteRT created no op profiler (the runtime option enable_profiling was ignored).")
+
+    def run() -> None:
+        _check(lib.LiteRtRunCompiledModel(compiled, C.c_size_t(0), C.c_size_t(n_in), ins, C.c_size_t(n_out), outs),
+               "run the model")
+
+    for _ in range(warmup_runs):
+        run()
+    _check(lib.LiteRtResetProfiler(profiler), "reset the profiler")
+    _check(lib.LiteRtStartProfiler(profiler), "start the profiler")
+    wall = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        wall.append((time.perf_counter() - t0) * 1e3)
+    _check(lib.LiteRtStopProfiler(profiler), "stop the profiler")
+    n = C.c_int()
+    _check(lib.LiteRtGetNumProfilerEvents(profiler, C.byref(n)), "count the profiler's events")
+    events = (_Event * max(n.value, 1))()
+    if n.value:
+        _check(lib.LiteRtGetProfilerEvents(profiler, n, events), "read the profiler's events")
+    return [(e.tag.decode("utf-8", "replace") if e.tag else "", e.event_type, e.start_timestamp_us,
+             e.elapsed_time_us, e.event_metadata1) for e in events[:n.value]], wall
+
+
+def _fill(lib, buf, element_type: int, rng: np.random.Generator) -> None:
+    size = C.c_size_t()
+    _check(lib.LiteRtGetTensorBufferSize(buf, C.byref(size)), "size an input buffer")
+    addr = _P()
+    _check(lib.LiteRtLockTensorBuffer(buf, C.byref(addr), _LOCK_WRITE), "lock an input buffer")
+    try:
+        if element_type == _FLOAT32:
+            data = rng.random(size.value // 4, dtype=np.float32).tobytes()
+        else:
+            data = rng.integers(0, 256, size.value, dtype=np.uint8).tobytes()
+        C.memmove(addr, data, len(data))
+    finally:
+        lib.LiteRtUnlockTensorBuffer(buf)
+
+
+def _summarise(path, events, invoke_wall_ms, nodes, use_xnnpack, num_threads, runs) -> OpProfile:
+    # XNNPACK reports its operators as delegate-op events (of either kind, by version); builtin kernels as nodes.
+    op_types = (_DELEGATE_OPERATOR_INVOKE_EVENT, _DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT) if use_xnnpack \
+        else (_OPERATOR_INVOKE_EVENT,)
+    invokes = [e for e in events if e[0] == "Invoke" and e[1] == _DEFAULT_EVENT]
+    per_op: dict[int, list[tuple[float, float]]] = {}  # index -> [(elapsed ms, start offset ms)]
+    tags: dict[int, str] = {}
+    run_start = 0
+    for tag, etype, start_us, elapsed_us, index in events:
+        if tag == "Invoke" and etype == _DEFAULT_EVENT:
+            run_start = start_us
+        elif etype in op_types:
+            per_op.setdefault(int(index), []).append((elapsed_us / 1e3, max(start_us - run_start, 0) / 1e3
+                                                      if start_us else 0.0))
+            tags.setdefault(int(index), tag)
+    if not per_op:
+        raise BenchmarkError(f"LiteRT's op profiler recorded no operator events for {path!r} "
+                             f"(kernels={'xnnpack' if use_xnnpack else 'builtin'}).")
+    order = sorted(per_op)
+    if use_xnnpack:
+        paired = _pair_by_order([tags[i] for i in order], nodes)
+        names = {i: (nodes[m][1] if m is not None else "") for i, m in zip(order, paired)}
+        types = {i: tags[i] for i in order}
+    else:
+        names = {i: nodes[i][1] if i < len(nodes) else "" for i in order}
+        types = {i: tags[i] or (nodes[i][0] if i < len(nodes) else "") for i in order}
+    ops = []
+    for i in order:
+        ms = np.array([t for t, _ in per_op[i]])
+        ops.append(OpTiming(node_index=i, node_type=types[i], name=names[i], first_ms=float(ms[0]),
+                            avg_ms=float(ms.mean()), min_ms=float(ms.min()), max_ms=float(ms.max()),
+                            start_ms=float(np.mean([s for _, s in per_op[i]])), times_called=int(ms.size)))
+    invoke_ms = tuple(e[3] / 1e3 for e in invokes) if len(invokes) == runs else tuple(invoke_wall_ms)
+    return OpProfile(model_path=path, ops=tuple(ops), runs=runs, invoke_ms=invoke_ms,
+                     kernels="xnnpack" if use_xnnpack else "builtin", num_threads=num_threads,
+                     name_match="order" if use_xnnpack else "node")
+
+
+def benchmark_tables(profile: OpProfile) -> list[str]:
+    """The op-profiling section benchmark_model prints after its regular runs, in its layout (tab-separated
+    columns; node names ``[<output tensor name>]:<node index>``), from ``profile``'s real timings."""
+    header = "\t             [node type]\t          [start]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]" \
+             "\t[times called]\t[Name]"
+    total = profile.total_op_ms or 1.0
+    calls_per_run = {o.node_index: max(o.times_called // max(profile.runs, 1), 1) for o in profile.ops}
+
+    def row(o: OpTiming, cdf: float) -> str:
+        return (f"\t{o.node_type:>24}\t{o.start_ms:17.3f}\t{o.first_ms:9.3f}\t{o.avg_ms:9.3f}\t"
+                f"{100 * o.avg_ms / total:7.3f}%\t{cdf:7.3f}%\t{0.0:10.3f}\t{calls_per_run[o.node_index]:9d}\t"
+                f"[{o.name or o.node_type}]:{o.node_index}")
+
+    def table(title: str, ops) -> list[str]:
+        out, cdf = [f"============================== {title} ==============================", header], 0.0
+        for o in ops:
+            cdf += 100 * o.avg_ms / total
+            out.append(row(o, cdf))
+        return out + [""]
+
+    lines = ["Operator-wise Profiling Info for Regular Benchmark Runs:"]
+    lines += table("Run Order", profile.ops)
+    lines += table("Top by Computation Time", sorted(profile.ops, key=lambda o: -o.avg_ms)[:10])
+    lines.append(f"Number of nodes executed: {len(profile.ops)}")
+    lines.append("============================== Summary by node type ==============================")
+    lines.append("\t             [Node type]\t  [count]\t  [avg ms]\t    [avg %]\t    [cdf %]\t  [mem KB]\t"
+                 "[times called]")
+    by_type: dict[str, list[OpTiming]] = {}
+    for o in profile.ops:
+        by_type.setdefault(o.node_type, []).append(o)
+    cdf = 0.0
+    for node_type, ops in sorted(by_type.items(), key=lambda kv: -sum(o.avg_ms for o in kv[1])):
+        ms = sum(o.avg_ms for o in ops)
+        cdf += 100 * ms / total
+        lines.append(f"\t{node_type:>24}\t{len(ops):9d}\t{ms:10.3f}\t{100 * ms / total:10.3f}%\t{cdf:10.3f}%\t"
+                     f"{0.0:10.3f}\t{sum(calls_per_run[o.node_index] for o in ops):9d}")
+    lines.append("")
+    inv = np.array(profile.invoke_ms) * 1e3
+    lines.append(f"Timings (microseconds): count={inv.size} first={int(inv[0])} curr={int(inv[-1])} "
+                 f"min={int(inv.min())} max={int(inv.max())} avg={inv.mean():g} std={int(inv.std())}")
+    lines.append("Memory (bytes): count=0")
+    lines.append(f"{len(profile.ops)} nodes observed")
+    return lines
