@@ -141,20 +141,19 @@ def _mean_sem(baseline: tuple[PowerSample, ...], active: tuple[PowerSample, ...]
     """(baseline mean, its standard error, run mean, its standard error, baseline readings, run readings), mW.
 
     Means weight each reading by how long it was shown (samples are evenly spaced). Standard errors use one
-    observation per distinct reading, since repeated samples of one reading carry no new information, and the
-    gauge's reading-to-reading spread is pooled over both phases (one gauge, one noise): s / sqrt(readings).
-    With no spread to estimate (one reading in each phase) the standard error is the whole mean: nothing is
-    resolved.
+    observation per distinct reading, since repeated samples of one reading carry no new information: each
+    phase's own reading-to-reading spread / sqrt(its readings) (idle and load fluctuate differently). A phase
+    with a single reading has no spread of its own and borrows the other phase's; with one reading in each
+    phase there is no spread at all and the standard error is the whole mean: nothing is resolved.
     """
     base_mean = statistics.fmean(s.power_mw for s in baseline)
     act_mean = statistics.fmean(s.power_mw for s in active)
     base_r, act_r = distinct_readings(baseline), distinct_readings(active)
-    dof = len(base_r) + len(act_r) - 2
-    if dof < 1:
+    if len(base_r) < 2 and len(act_r) < 2:
         return base_mean, abs(base_mean), act_mean, abs(act_mean), len(base_r), len(act_r)
-    b_bar, a_bar = statistics.fmean(base_r), statistics.fmean(act_r)
-    pooled = math.sqrt((sum((x - b_bar) ** 2 for x in base_r) + sum((x - a_bar) ** 2 for x in act_r)) / dof)
-    return (base_mean, pooled / math.sqrt(len(base_r)), act_mean, pooled / math.sqrt(len(act_r)),
+    base_sd = statistics.stdev(base_r) if len(base_r) > 1 else statistics.stdev(act_r)
+    act_sd = statistics.stdev(act_r) if len(act_r) > 1 else base_sd
+    return (base_mean, base_sd / math.sqrt(len(base_r)), act_mean, act_sd / math.sqrt(len(act_r)),
             len(base_r), len(act_r))
 
 

@@ -29,7 +29,8 @@ def test_profile_measures_latency_memory_energy_with_provenance(phone, tiny_tfli
     b = run.benchmark
     assert b.inference_count >= 50 and b.inference_avg_us > 0 and b.peak_memory_mb > 0
     e = run.energy
-    assert e.method == "odpm" and e.sample_count >= 10 and e.sample_rate_hz >= 10
+    # The sampler asks for 20 Hz; on a loaded 2-core CI machine its shell loop may manage half that.
+    assert e.method == "odpm" and e.sample_count >= 10 and e.sample_rate_hz >= 5
     assert e.net_power_mw > 1000 and e.energy_per_inference_mj > 0 and e.uncertainty_mj > 0
     assert e.inferences_per_joule == pytest.approx(1000 / e.energy_per_inference_mj)
     assert max(r.energy_mj for r in e.rails) == pytest.approx(e.energy_per_inference_mj, rel=0.05)
@@ -40,10 +41,12 @@ def test_profile_measures_latency_memory_energy_with_provenance(phone, tiny_tfli
 
 def test_fuel_gauge_method_on_a_phone_without_odpm(tiny_tflite):
     with VirtualPhone("moto_e_2020") as moto:
-        run = profile_on_device(AndroidDevice(connect(moto.serial)), tiny_tflite, BenchmarkOptions(min_secs=1.0),
+        # 2 s of run: enough distinct gauge readings to resolve this tiny model's energy (2 standard errors)
+        run = profile_on_device(AndroidDevice(connect(moto.serial)), tiny_tflite, BenchmarkOptions(min_secs=2.0),
                                 baseline_s=1.0)
     assert run.energy.method == "fuel_gauge" and run.energy.conventions.current_sign_discharge == 1
-    assert run.energy.energy_per_inference_mj > 0 and run.command.startswith("taskset 80 ")
+    assert run.energy.energy_per_inference_mj > run.energy.resolution_mj > 0 and run.command.startswith("taskset 80 ")
+    assert 1 < run.energy.distinct_readings <= run.energy.sample_count
 
 
 def test_unknown_serial():
@@ -121,5 +124,5 @@ def test_adb_server_backend_profiles_through_debian_adb(adb_server, tiny_tflite)
         conn = connect(phone.serial, backend="server", adb_server=f"127.0.0.1:{port}")
         assert isinstance(conn, AdbServerConnection)
         assert conn.shell("exit 4").exit_code == 4
-        run = profile_on_device(AndroidDevice(conn), tiny_tflite, BenchmarkOptions(min_secs=0.5), baseline_s=0.5)
+        run = profile_on_device(AndroidDevice(conn), tiny_tflite, BenchmarkOptions(min_secs=1.0), baseline_s=0.5)
         assert run.source == "virtual:pixel_6" and run.energy.energy_per_inference_mj > 0

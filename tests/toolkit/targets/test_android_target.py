@@ -26,7 +26,7 @@ def test_android_target_measurement(tiny_int8):
 def test_cli_profile_device_prints_and_stores(tiny_int8, tmp_path, capsys):
     db = tmp_path / "r.db"
     with VirtualPhone("pixel_4a") as phone:
-        code = main(["profile", str(tiny_int8), "--device", phone.serial, "--min-secs", "0.5", "--db", str(db)])
+        code = main(["profile", str(tiny_int8), "--device", phone.serial, "--min-secs", "1.5", "--db", str(db)])
         out = capsys.readouterr().out
         assert code == 0
         for text in ("latency (ms)", "model increment", "whole-process peak", "mJ/inference", "inferences/J",
