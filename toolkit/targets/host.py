@@ -3,6 +3,11 @@
 Latency is measured here (``source="measured:host"``). Energy is *not* measured on a host: it is
 estimated as (the profile's active CPU power for the threads used) x (median latency), and labelled
 ``estimated:<profile>`` with method ``power_model``.
+
+``ProfileOptions(op_profiling=True)`` fills ``Measurement.op_profile`` with per-op times from LiteRT's own op
+profiler (:mod:`android_harness.litert_profile`), over ``num_runs`` extra runs after the timed ones with the same
+kernels and threads; op names are ``[<TFLite output tensor name(s)>]:<node index>``, as a phone's benchmark_model
+prints them.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from pathlib import Path
 from toolkit.convert.interpreter import check_tflite_file, interpreter_class, load_interpreter
 from toolkit.errors import InvalidArgumentError, TargetError
 from toolkit.provenance import estimated, file_sha256, measured, tool_versions
-from toolkit.targets.base import EnergyResult, LatencyStats, Measurement, ProfileOptions, Target
+from toolkit.targets.base import EnergyResult, LatencyStats, Measurement, OpStat, ProfileOptions, Target
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,8 @@ class HostTarget(Target):
                "--runs", str(options.num_runs), "--min-secs", str(options.min_secs)]
         if options.delegate == "cpu":
             cmd.append("--no-xnnpack")
+        if options.op_profiling:
+            cmd.append("--op-profiling")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env,
@@ -103,11 +110,18 @@ class HostTarget(Target):
                                  "upper bound: the kernel refused to reset the peak (VmHWM) before loading"),
             "tool_versions": json.dumps(tool_versions(), sort_keys=True),
         }
+        op_profile: tuple[OpStat, ...] = ()
+        if result.get("op_profile"):
+            ops = result["op_profile"]
+            op_profile = tuple(OpStat(o["node_type"], float(o["avg_ms"]), float(o["percent"]), int(o["times_called"]),
+                                      o["name"]) for o in ops["ops"])
+            provenance["op_profile"] = (f"LiteRT op profiler, {ops['runs']} runs after the timed ones, "
+                                        f"{ops['kernels']} kernels, names matched by {ops['name_match']}")
         return Measurement(
             target="host", device="host", source=measured("host"), model_path=str(path),
             model_sha256=file_sha256(path), size_kb=path.stat().st_size / 1024.0, latency=latency,
             options=options, process_peak_memory_mb=float(result["process_peak_memory_mb"]), energy=energy,
-            macs=macs, provenance=tuple(sorted(provenance.items())),
+            macs=macs, op_profile=op_profile, provenance=tuple(sorted(provenance.items())),
             memory_increment_mb=float(result["memory_increment_mb"]),
         )
 

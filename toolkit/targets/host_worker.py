@@ -1,7 +1,8 @@
 """Times one ``.tflite`` model in LiteRT inside a fresh process and prints JSON on stdout.
 
 Run by :class:`toolkit.targets.host.HostTarget` so that the timed runs do not share a process with
-TensorFlow. Imports nothing but NumPy and the interpreter.
+TensorFlow. Imports nothing but NumPy and the interpreter (and, for ``--op-profiling``,
+:mod:`android_harness.litert_profile`, LiteRT's op profiler, which is TensorFlow-free too).
 
 Memory, two honest numbers:
 
@@ -80,7 +81,8 @@ def _runtime_module():
     return mod
 
 
-def run(path: str, threads: int, warmup: int, runs: int, min_secs: float, use_xnnpack: bool) -> dict:
+def run(path: str, threads: int, warmup: int, runs: int, min_secs: float, use_xnnpack: bool,
+        op_profiling: bool = False) -> dict:
     _runtime_module()  # the runtime's own memory belongs to the baseline, not to the model
     rss_start = _rss_mb()
     peak_before = peak_rss_mb()  # imports' peak, before the reset
@@ -111,11 +113,14 @@ def run(path: str, threads: int, warmup: int, runs: int, min_secs: float, use_xn
         interpreter.invoke()
         samples.append((time.perf_counter() - t0) * 1e3)
     peak_mb = peak_rss_mb()  # since the reset: the peak while loading and running the model
+    timed_s = time.perf_counter() - started
+    ops = _op_profile(path, threads, use_xnnpack, runs) if op_profiling else None
     return {
         "init_ms": init_ms,
         "first_inference_ms": first_ms,
         "samples_ms": samples,
-        "timed_s": time.perf_counter() - started,
+        "timed_s": timed_s,
+        "op_profile": ops,
         "memory_increment_mb": max(0.0, peak_mb - rss_start),
         "memory_increment_exact": exact,
         "baseline_rss_mb": rss_start,
@@ -123,6 +128,21 @@ def run(path: str, threads: int, warmup: int, runs: int, min_secs: float, use_xn
         # larger of that and the peak before the reset (the imports).
         "process_peak_memory_mb": max(peak_mb, peak_before),
         "rss_after_init_delta_mb": max(0.0, rss_init - rss_start),
+    }
+
+
+def _op_profile(path: str, threads: int, use_xnnpack: bool, runs: int) -> dict:
+    """Per-op times from LiteRT's op profiler over ``runs`` extra runs with the same kernels and threads, after
+    the timed runs (so profiling does not touch their latency or the memory peak)."""
+    from android_harness.litert_profile import profile_ops
+
+    p = profile_ops(path, num_threads=threads, use_xnnpack=use_xnnpack, runs=runs)
+    total = p.total_op_ms or 1.0
+    return {
+        "kernels": p.kernels, "runs": p.runs, "name_match": p.name_match, "invoke_avg_ms": p.invoke_avg_ms,
+        "ops": [{"node_type": o.node_type, "avg_ms": o.avg_ms, "percent": 100.0 * o.avg_ms / total,
+                 "times_called": max(o.times_called // p.runs, 1), "name": f"[{o.name or o.node_type}]:{o.node_index}"}
+                for o in p.ops],
     }
 
 
@@ -134,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--min-secs", type=float, default=0.0)
     parser.add_argument("--no-xnnpack", action="store_true")
+    parser.add_argument("--op-profiling", action="store_true")
     args = parser.parse_args(argv)
     try:
-        result = run(args.model, args.threads, args.warmup, args.runs, args.min_secs, not args.no_xnnpack)
+        result = run(args.model, args.threads, args.warmup, args.runs, args.min_secs, not args.no_xnnpack,
+                     args.op_profiling)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as data
         json.dump({"error": f"{type(exc).__name__}: {exc}"}, sys.stdout)
         return 1
