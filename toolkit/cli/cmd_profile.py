@@ -36,7 +36,8 @@ def register(subparsers) -> None:
                    help="keep running until this many seconds passed (default 0)")
     p.add_argument("--delegate", choices=("cpu", "xnnpack", "gpu", "nnapi"), default="xnnpack",
                    help="delegate (default xnnpack, as LiteRT applies on CPU)")
-    p.add_argument("--op-profiling", action="store_true", help="collect a per-op profile (phones)")
+    p.add_argument("--op-profiling", action="store_true", help="collect a per-op profile (phones: benchmark_model's; host and virtual phone: "
+                        "LiteRT's op profiler, over --runs extra runs)")
     p.add_argument("--host-profile", default="host", help="device profile for host energy estimates")
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
     add_db_argument(p)

@@ -160,8 +160,8 @@ def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet
                 sections.append("<h2>Top ops by latency</h2>" + figure("top_ops", figures.top_ops_bars, ops,
                                                                        alt="top ops by latency") + _table(ops))
             else:
-                sections.append("<h2>Top ops by latency</h2><p class='empty'>No per-op profile: profile on a phone "
-                                "with --op-profiling (the host and the virtual phone have no op profiler).</p>")
+                sections.append("<h2>Top ops by latency</h2><p class='empty'>No per-op profile: profile with "
+                                "--op-profiling (phones, the virtual phone and the host all give one).</p>")
         else:
             sections.append("<h2>Measurements</h2><p class='empty'>No measurements in this selection.</p>")
 
