@@ -26,12 +26,16 @@ def run(args: argparse.Namespace) -> int:
                                  population=args.population))
     s = result.synthesis
     print(f"\nsynthesis run {s.run_id}: {len(s.candidates)} candidates measured on the virtual {args.profile} "
-          f"({result.device}), {len(s.feasible)} meet {' and '.join(DemoConfig.requirements)}; {s.wall_s:.0f} s")
-    print_candidates([s.prototype] + ([s.best] if s.best else []))
+          f"({result.device}), {len(s.feasible)} met {' and '.join(DemoConfig.requirements)} on the proxy "
+          f"(validation split); {len(s.finals)} final-trained; {s.wall_s:.0f} s")
+    print_candidates([s.prototype] + ([s.reference] if s.reference else []) + list(s.finals))
     if s.best:
-        print(f"best: {s.prototype.macs / s.best.macs:.1f}x fewer MACs, "
+        print(f"best: {s.best.candidate_id}, {s.prototype.macs / s.best.macs:.1f}x fewer MACs, "
               f"{s.best.energy_mj and s.prototype.energy_mj / s.best.energy_mj:.1f}x less energy per inference "
-              f"than the prototype ({s.best.energy_source})")
+              f"than the prototype ({s.best.energy_source}); requirements on the test split: "
+              f"{'met' if s.best.test_feasible else 'NOT met'}")
+    else:
+        print("no final-trained network met the requirements on the validation split")
     print("energy here is virtual: the virtual phone's power model driven by real CPU time, not a measurement")
     print(f"results: {args.db} (run {s.run_id}); models: {s.out_dir}; report: {result.report_html}")
     return 0
