@@ -132,9 +132,22 @@ class OpProfile:
         return float(np.mean(self.invoke_ms)) if self.invoke_ms else 0.0
 
 
+MIN_LITERT = (2, 2)  # the C API used here (environment-first model loading, TOML option payloads, profiler)
+
+
 def _lib() -> C.CDLL:
     import ai_edge_litert
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        installed = version("ai-edge-litert")
+    except PackageNotFoundError:
+        installed = "0"
+    parts = tuple(int(p) for p in installed.split(".")[:2] if p.isdigit())
+    if parts < MIN_LITERT:
+        # Older runtimes have other C signatures for the same names: calling them would crash, not fail.
+        raise BenchmarkError(f"Per-op profiling needs ai-edge-litert >= {'.'.join(map(str, MIN_LITERT))}. "
+                             f"Received: ai-edge-litert {installed}; pip install -U ai-edge-litert")
     path = Path(ai_edge_litert.__file__).resolve().parent / "libLiteRt.so"
     if not path.exists():
         raise BenchmarkError(f"LiteRT's runtime library is missing: {path}. Reinstall ai-edge-litert (>= 2.2).")
@@ -235,7 +248,10 @@ def profile_ops(model_path: str | Path, num_threads: int = 1, use_xnnpack: bool 
     path = str(Path(model_path).resolve())
     if not Path(path).is_file():
         raise BenchmarkError(f"No model file at {path!r}; pass the path of a .tflite file.")
-    nodes = _node_names(path)
+    try:
+        nodes = _node_names(path)
+    except (ValueError, RuntimeError) as exc:
+        raise BenchmarkError(f"LiteRT could not load {path!r} ({exc}); pass a valid .tflite file.") from None
     lib, libc = _lib(), C.CDLL(None)
     stderr: list[str] = []
     handles: dict[str, object] = {}
