@@ -18,7 +18,8 @@ Two kernel sets, as the interpreter runs them:
   its own operators, not TFLite nodes, so each is given the name of the TFLite node it implements by walking both
   lists in execution order and pairing operators of the same kind (``Convolution`` -> ``CONV_2D``...); an operator
   XNNPACK inserted (e.g. the ``Static Reshape`` before a fully-connected layer) pairs with nothing and keeps an
-  empty name. ``name_match`` says which of the two it was.
+  empty name. Nodes XNNPACK does not take run on builtin kernels and are timed as nodes, in their place in the
+  run. ``name_match`` says how names were found ("node" or "order").
 
 The profiled runs are separate from a caller's own timed runs (profiling adds a little per-op overhead), so
 per-op times sum to about, not exactly, an un-profiled run's latency. Imports NumPy and LiteRT, never TensorFlow.
@@ -73,6 +74,8 @@ _XNNPACK_KINDS = (
     ("Leaky ReLU", ("LEAKY_RELU",)), ("Resize Bilinear", ("RESIZE_BILINEAR",)),
 )
 
+_MOVES = ("Static Reshape", "Copy", "Transpose", "Convert", "Clamp")  # what XNNPACK may add to a node's work
+
 
 class _Mem(C.Structure):
     _fields_ = [("total_allocated_bytes", C.c_size_t), ("in_use_allocated_bytes", C.c_size_t),
@@ -91,10 +94,10 @@ class _Event(C.Structure):
 class OpTiming:
     """One executed operator, over all profiled runs. Times in ms.
 
-    ``node_index``: the TFLite node (builtin kernels) or XNNPACK's operator number (XNNPACK). ``name``: the TFLite
-    node's output tensor name(s), ``;``-joined when the converter fused layers (empty: no TFLite node matched).
-    ``start_ms``: mean offset of the operator's start from the start of its run (builtin kernels; 0 under XNNPACK,
-    whose events carry no start time).
+    ``node_index``: the TFLite node this operator is (builtin kernels) or implements (an XNNPACK operator paired
+    with it), -1 for an XNNPACK operator that pairs with none. ``name``: that node's output tensor name(s),
+    ``;``-joined when the converter fused layers ("" when unpaired). ``start_ms``: mean offset of the operator's
+    start from the start of its run (0 for XNNPACK operators, whose events carry no start time).
     """
 
     node_index: int
@@ -106,6 +109,12 @@ class OpTiming:
     max_ms: float
     start_ms: float
     times_called: int
+    order: int = 0  # position in the run
+
+    @property
+    def label(self) -> str:
+        """``[<name>]:<position in the run>``, as benchmark_model names a row (the op type when unnamed)."""
+        return f"[{self.name or self.node_type}]:{self.order}"
 
 
 @dataclass(frozen=True)
@@ -220,17 +229,34 @@ def _node_names(model_path: str) -> list[tuple[str, str]]:
     return nodes
 
 
-def _pair_by_order(xnn_ops: list[str], nodes: list[tuple[str, str]]) -> list[int | None]:
-    """For each XNNPACK operator (execution order), the index of the TFLite node it implements, or None."""
+def _kinds(xnn_op: str) -> tuple[str, ...]:
+    return next((k for prefix, k in sorted(_XNNPACK_KINDS, key=lambda p: -len(p[0])) if xnn_op.startswith(prefix)), ())
+
+
+def _align(xnn_ops: list[str], node_ids: list[int], nodes: list[tuple[str, str]]) -> list[int | None]:
+    """Pair XNNPACK operators with TFLite nodes, both in execution order, so that as many as possible pair with a
+    node of a kind they implement (a weighted longest-common-subsequence alignment: an operator XNNPACK inserted
+    stays unpaired instead of pulling the later ones out of step). XNNPACK inserts only data-movement operators
+    (reshape, copy, transpose, convert, clamp), never compute, so a compute pairing weighs more than those.
+    Returns, per operator, a node index or None."""
+    n, m = len(xnn_ops), len(node_ids)
+    ok = [[nodes[node_ids[j]][0] in _kinds(xnn_ops[i]) for j in range(m)] for i in range(n)]
+    weight = [1 if xnn_ops[i].startswith(_MOVES) else 2 for i in range(n)]
+    best = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            best[i][j] = max(best[i + 1][j], best[i][j + 1], best[i + 1][j + 1] + weight[i] if ok[i][j] else 0)
     out: list[int | None] = []
-    j = 0
-    for op in xnn_ops:
-        kinds = next((k for prefix, k in sorted(_XNNPACK_KINDS, key=lambda p: -len(p[0]))
-                      if op.startswith(prefix)), ())
-        match = next((i for i in range(j, len(nodes)) if nodes[i][0] in kinds), None)
-        out.append(match)
-        if match is not None:
-            j = match + 1
+    i = j = 0
+    while i < n:
+        if j < m and ok[i][j] and best[i][j] == best[i + 1][j + 1] + weight[i]:
+            out.append(node_ids[j])
+            i, j = i + 1, j + 1
+        elif j < m and best[i][j] == best[i][j + 1]:
+            j += 1
+        else:
+            out.append(None)
+            i += 1
     return out
 
 
@@ -361,41 +387,63 @@ def _fill(lib, buf, element_type: int, rng: np.random.Generator) -> None:
 
 
 def _summarise(path, events, invoke_wall_ms, nodes, use_xnnpack, num_threads, runs) -> OpProfile:
-    # XNNPACK reports its operators as delegate-op events (of either kind, by version); builtin kernels as nodes.
-    op_types = (_DELEGATE_OPERATOR_INVOKE_EVENT, _DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT) if use_xnnpack \
-        else (_OPERATOR_INVOKE_EVENT,)
-    invokes = [e for e in events if e[0] == "Invoke" and e[1] == _DEFAULT_EVENT]
-    per_op: dict[int, list[tuple[float, float]]] = {}  # index -> [(elapsed ms, start offset ms)]
-    tags: dict[int, str] = {}
+    # One run = the events from one "Invoke" to the next, in the order the runtime recorded them: TFLite nodes run
+    # by builtin kernels (node events, indexed by TFLite node) and, under XNNPACK, the operators of each delegated
+    # partition (delegate-op events, numbered by XNNPACK within the partition). The delegate's own kernel node is
+    # left out where its operators are listed, so no time is counted twice.
+    delegate_types = (_DELEGATE_OPERATOR_INVOKE_EVENT, _DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT)
+    runs_seen: list[list[tuple]] = []
+    invokes: list[float] = []
     run_start = 0
     for tag, etype, start_us, elapsed_us, index in events:
         if tag == "Invoke" and etype == _DEFAULT_EVENT:
+            runs_seen.append([])
+            invokes.append(elapsed_us / 1e3)
             run_start = start_us
-        elif etype in op_types:
-            per_op.setdefault(int(index), []).append((elapsed_us / 1e3, max(start_us - run_start, 0) / 1e3
-                                                      if start_us else 0.0))
-            tags.setdefault(int(index), tag)
-    if not per_op:
+        elif runs_seen and (etype == _OPERATOR_INVOKE_EVENT or (use_xnnpack and etype in delegate_types)):
+            runs_seen[-1].append((tag, etype, int(index), elapsed_us / 1e3,
+                                  max(start_us - run_start, 0) / 1e3 if start_us else 0.0))
+    if use_xnnpack and any(e[1] in delegate_types for r in runs_seen for e in r):
+        runs_seen = [[e for e in r if not (e[1] == _OPERATOR_INVOKE_EVENT and "delegate" in e[0].lower())]
+                     for r in runs_seen]
+    runs_seen = [r for r in runs_seen if r]
+    if not runs_seen:
         raise BenchmarkError(f"LiteRT's op profiler recorded no operator events for {path!r} "
                              f"(kernels={'xnnpack' if use_xnnpack else 'builtin'}).")
-    order = sorted(per_op)
-    if use_xnnpack:
-        paired = _pair_by_order([tags[i] for i in order], nodes)
-        names = {i: (nodes[m][1] if m is not None else "") for i, m in zip(order, paired)}
-        types = {i: tags[i] for i in order}
-    else:
-        names = {i: nodes[i][1] if i < len(nodes) else "" for i in order}
-        types = {i: tags[i] or (nodes[i][0] if i < len(nodes) else "") for i in order}
+    template = [(e[0], e[1], e[2]) for e in runs_seen[0]]
+    same = [r for r in runs_seen if [(e[0], e[1], e[2]) for e in r] == template]  # every run, in practice
+    node_of = _name_rows(template, nodes)
     ops = []
-    for i in order:
-        ms = np.array([t for t, _ in per_op[i]])
-        ops.append(OpTiming(node_index=i, node_type=types[i], name=names[i], first_ms=float(ms[0]),
-                            avg_ms=float(ms.mean()), min_ms=float(ms.min()), max_ms=float(ms.max()),
-                            start_ms=float(np.mean([s for _, s in per_op[i]])), times_called=int(ms.size)))
-    invoke_ms = tuple(e[3] / 1e3 for e in invokes) if len(invokes) == runs else tuple(invoke_wall_ms)
-    return OpProfile(model_path=path, ops=tuple(ops), runs=runs, invoke_ms=invoke_ms,
+    for pos, (tag, etype, index) in enumerate(template):
+        ms = np.array([r[pos][3] for r in same])
+        node = node_of[pos]
+        ops.append(OpTiming(node_index=node if node is not None else -1, node_type=tag or
+                            (nodes[node][0] if node is not None else ""), name=nodes[node][1] if node is not None
+                            else "", first_ms=float(ms[0]), avg_ms=float(ms.mean()), min_ms=float(ms.min()),
+                            max_ms=float(ms.max()), start_ms=float(np.mean([r[pos][4] for r in same])),
+                            times_called=int(ms.size), order=pos))
+    invoke_ms = tuple(invokes) if len(invokes) == runs else tuple(invoke_wall_ms)
+    paired = any(e[1] != _OPERATOR_INVOKE_EVENT for e in template)
+    return OpProfile(model_path=path, ops=tuple(ops), runs=len(same), invoke_ms=invoke_ms,
                      kernels="xnnpack" if use_xnnpack else "builtin", num_threads=num_threads,
-                     name_match="order" if use_xnnpack else "node")
+                     name_match="order" if paired else "node")
+
+
+def _name_rows(template: list[tuple[str, int, int]], nodes: list[tuple[str, str]]) -> list[int | None]:
+    """The TFLite node of each row: a node event names its node; the XNNPACK operators between two such anchors
+    are aligned with the TFLite nodes between them (:func:`_align`)."""
+    out: list[int | None] = [None] * len(template)
+    anchors = [(pos, idx) for pos, (_, etype, idx) in enumerate(template) if etype == _OPERATOR_INVOKE_EVENT]
+    for pos, idx in anchors:
+        out[pos] = idx if 0 <= idx < len(nodes) else None
+    bounds = [(-1, -1)] + anchors + [(len(template), len(nodes))]
+    for (p0, n0), (p1, n1) in zip(bounds, bounds[1:]):
+        rows = list(range(p0 + 1, p1))
+        if rows:
+            ids = list(range(max(n0 + 1, 0), min(n1, len(nodes))))
+            for pos, node in zip(rows, _align([template[r][0] for r in rows], ids, nodes)):
+                out[pos] = node
+    return out
 
 
 def benchmark_tables(profile: OpProfile) -> list[str]:
@@ -404,12 +452,11 @@ def benchmark_tables(profile: OpProfile) -> list[str]:
     header = "\t             [node type]\t          [start]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]" \
              "\t[times called]\t[Name]"
     total = profile.total_op_ms or 1.0
-    calls_per_run = {o.node_index: max(o.times_called // max(profile.runs, 1), 1) for o in profile.ops}
+    calls_per_run = {o.order: max(o.times_called // max(profile.runs, 1), 1) for o in profile.ops}
 
     def row(o: OpTiming, cdf: float) -> str:
         return (f"\t{o.node_type:>24}\t{o.start_ms:17.3f}\t{o.first_ms:9.3f}\t{o.avg_ms:9.3f}\t"
-                f"{100 * o.avg_ms / total:7.3f}%\t{cdf:7.3f}%\t{0.0:10.3f}\t{calls_per_run[o.node_index]:9d}\t"
-                f"[{o.name or o.node_type}]:{o.node_index}")
+                f"{100 * o.avg_ms / total:7.3f}%\t{cdf:7.3f}%\t{0.0:10.3f}\t{calls_per_run[o.order]:9d}\t{o.label}")
 
     def table(title: str, ops) -> list[str]:
         out, cdf = [f"============================== {title} ==============================", header], 0.0
@@ -433,7 +480,7 @@ def benchmark_tables(profile: OpProfile) -> list[str]:
         ms = sum(o.avg_ms for o in ops)
         cdf += 100 * ms / total
         lines.append(f"\t{node_type:>24}\t{len(ops):9d}\t{ms:10.3f}\t{100 * ms / total:10.3f}%\t{cdf:10.3f}%\t"
-                     f"{0.0:10.3f}\t{sum(calls_per_run[o.node_index] for o in ops):9d}")
+                     f"{0.0:10.3f}\t{sum(calls_per_run[o.order] for o in ops):9d}")
     lines.append("")
     inv = np.array(profile.invoke_ms) * 1e3
     lines.append(f"Timings (microseconds): count={inv.size} first={int(inv[0])} curr={int(inv[-1])} "

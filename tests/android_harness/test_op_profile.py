@@ -67,7 +67,8 @@ def test_tables_parse_with_the_unchanged_parser(named_int8):
     text = "\n".join(["INFO: Inference timings in us: Init: 1, First inference: 2, Warmup (avg): 3, "
                       "Inference (avg): 4"] + [f"INFO: {line}" if line else "" for line in benchmark_tables(p)])
     result = parse_benchmark_output(text)
-    assert [r.name for r in result.op_profile] == [f"[{o.name}]:{o.node_index}" for o in p.ops]
+    assert [r.name for r in result.op_profile] == [o.label for o in p.ops]
+    assert [o.order for o in p.ops] == [o.node_index for o in p.ops] == list(range(len(p.ops)))  # builtin
     assert [r.avg_ms for r in result.op_profile] == pytest.approx([o.avg_ms for o in p.ops], abs=1e-3)
     assert sum(r.percent for r in result.op_profile) == pytest.approx(100, abs=0.1)
     assert {s.node_type for s in result.op_summary} == {o.node_type for o in p.ops}
@@ -99,3 +100,38 @@ def test_virtual_phone_benchmark_model_prints_real_op_tables(phone, named_int8):
     assert m.source.startswith("virtual:") and m.op_profile
     assert any("s1b0_conv1" in o.name and o.avg_ms > 0 for o in m.op_profile)
     assert 0.25 * m.latency.mean_ms <= sum(o.avg_ms for o in m.op_profile) <= 4 * m.latency.mean_ms
+
+
+def test_xnnpack_operators_pair_with_nodes_without_drifting():
+    from android_harness.litert_profile import _align
+
+    nodes = [("CONV_2D", "a"), ("FULLY_CONNECTED", "b"), ("RESHAPE", "c")]
+    ops = ["Convolution (NHWC, QC8) IGEMM", "Static Reshape (NC)", "Fully Connected (NC, QS8, QC8W) GEMM"]
+    # The inserted reshape stays unpaired; a greedy walk would pair it with the later RESHAPE and lose the FC.
+    assert _align(ops, [0, 1, 2], nodes) == [0, None, 1]
+
+
+def test_partly_delegated_graph_times_both_kinds_once(tmp_path):
+    """An fp32 Flatten leaves shape ops to the builtin kernels between two XNNPACK partitions: every row appears
+    once, in run order, and the TFLite nodes keep their names."""
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="s1b0_conv1")(inp)
+    x = keras.layers.MaxPooling2D(name="pool")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    model = keras.Model(inp, keras.layers.Dense(4, name="logits")(x))
+    path = tmp_path / "f32.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    p = profile_ops(path, use_xnnpack=True, runs=10)
+    kinds = {o.node_type for o in p.ops}
+    assert any(k.startswith("Convolution") for k in kinds) and "SHAPE" in kinds  # XNNPACK rows and node rows
+    assert [o.order for o in p.ops] == list(range(len(p.ops)))
+    paired = [o.node_index for o in p.ops if o.node_index >= 0]
+    assert paired == sorted(set(paired))  # each TFLite node at most once, in execution order
+    assert sum("s1b0_conv1" in o.name for o in p.ops) == 1
+    # The model's output tensor carries the signature's name (StatefulPartitionedCall...), not the layer's; the
+    # Dense layer's operator is still paired with its node.
+    assert [o.node_index >= 0 for o in p.ops if o.node_type.startswith("Fully Connected")] == [True]
+    assert p.total_op_ms <= p.invoke_avg_ms * 1.05

@@ -141,7 +141,7 @@ def _op_profile(path: str, threads: int, use_xnnpack: bool, runs: int) -> dict:
     return {
         "kernels": p.kernels, "runs": p.runs, "name_match": p.name_match, "invoke_avg_ms": p.invoke_avg_ms,
         "ops": [{"node_type": o.node_type, "avg_ms": o.avg_ms, "percent": 100.0 * o.avg_ms / total,
-                 "times_called": max(o.times_called // p.runs, 1), "name": f"[{o.name or o.node_type}]:{o.node_index}"}
+                 "times_called": max(o.times_called // p.runs, 1), "name": o.label}
                 for o in p.ops],
     }
 
