@@ -19,7 +19,8 @@ Two kernel sets, as the interpreter runs them:
   lists in execution order and pairing operators of the same kind (``Convolution`` -> ``CONV_2D``...); an operator
   XNNPACK inserted (e.g. the ``Static Reshape`` before a fully-connected layer) pairs with nothing and keeps an
   empty name. Nodes XNNPACK does not take run on builtin kernels and are timed as nodes, in their place in the
-  run. ``name_match`` says how names were found ("node" or "order").
+  run. ``name_match`` says how names were found ("node" or "order"). XNNPACK reports each operator's time in
+  whole microseconds, so an operator under 1 us reads 0 and the operators' sum falls short of the run's.
 
 The profiled runs are separate from a caller's own timed runs (profiling adds a little per-op overhead), so
 per-op times sum to about, not exactly, an un-profiled run's latency. Imports NumPy and LiteRT, never TensorFlow.

@@ -83,7 +83,13 @@ def test_virtual_phone_benchmark_model_prints_real_op_tables(phone, named_int8):
     conn.push(named_int8, "/data/local/tmp/m.tflite")
     out = conn.shell("/data/local/tmp/benchmark_model --graph=/data/local/tmp/m.tflite --num_runs=20 "
                      "--min_secs=0.1 --use_xnnpack=false --enable_op_profiling=true", timeout_s=120)
+    xnn = parse_benchmark_output(conn.shell("/data/local/tmp/benchmark_model --graph=/data/local/tmp/m.tflite "
+                                            "--num_runs=10 --enable_op_profiling=true", timeout_s=120).stdout)
     conn.close()
+    # The tool's default (XNNPACK): XNNPACK's operators, each convolution paired with its layer's node.
+    xnn_convs = [r for r in xnn.op_profile if r.node_type.startswith("Convolution")]
+    assert not xnn.failed and len(xnn_convs) == 4
+    assert all(any(layer in r.name for r in xnn_convs) for layer in ("stem_conv", "s1b0_conv1", "s2b0_conv1"))
     assert out.exit_code == 0 and "Operator-wise Profiling Info for Regular Benchmark Runs" in out.stdout
     assert "environment.cc" not in out.stdout  # LiteRT's own log lines stay out of the tool's output
     result = parse_benchmark_output(out.stdout)
