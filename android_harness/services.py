@@ -53,7 +53,7 @@ def _reap_script(files: str) -> str:
     # then remove the file. Prints "PID TAG" for each process killed.
     return (f"for f in {files}; do [ -f \"$f\" ] || continue; read pid tag < \"$f\"; "
             f"case \"$pid\" in ''|*[!0-9]*) ;; *) "
-            f"if [ -n \"$tag\" ] && tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- \"$tag\"; then "
+            f"if [ -n \"$tag\" ] && tr '\\0' ' ' 2>/dev/null < /proc/$pid/cmdline | grep -qF -- \"$tag\"; then "
             f"kill -9 $pid 2>/dev/null && echo \"$pid $tag\"; fi;; esac; rm -f \"$f\"; done; true")
 
 
@@ -62,7 +62,8 @@ def reap_leftovers(device) -> tuple[str, ...]:
     ``"PID TAG"`` for each one killed. Call it before measuring: a leftover sampler or benchmark would load
     the phone and spoil the numbers."""
     out = device.shell(_reap_script(f"{RUN_DIR}/*.pid")).stdout
-    killed = tuple(line.strip() for line in out.splitlines() if line.strip())
+    killed = tuple(line.strip() for line in out.splitlines()
+                   if len(line.split()) == 2 and line.split()[0].isdigit())
     if killed:
         log.warning("%s: stopped %d process(es) a previous run left behind: %s", device.serial, len(killed),
                     "; ".join(killed))

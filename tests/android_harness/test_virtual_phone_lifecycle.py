@@ -152,9 +152,9 @@ def _device_pids(device, text: str) -> list[str]:
     """Pids of processes on the device whose command line contains ``text`` (read from the device's /proc)."""
     half = len(text) // 2  # split, so that this command's own command line does not match
     out = device.shell(f"a='{text[:half]}'; b='{text[half:]}'; for p in /proc/[0-9]*; do "
-                       f"tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -qF -- \"$a$b\" && echo ${{p#/proc/}}; done; "
+                       f"tr '\\0' ' ' 2>/dev/null < $p/cmdline | grep -qF -- \"$a$b\" && echo ${{p#/proc/}}; done; "
                        f"true").stdout
-    return out.split()
+    return [pid for pid in out.split() if pid.isdigit()]
 
 
 def test_sampler_stops_in_finally_and_leftovers_are_reaped(phone):
