@@ -6,8 +6,9 @@ estimated as (the profile's active CPU power for the threads used) x (median lat
 
 ``ProfileOptions(op_profiling=True)`` fills ``Measurement.op_profile`` with per-op times from LiteRT's own op
 profiler (:mod:`android_harness.litert_profile`), over ``num_runs`` extra runs after the timed ones with the same
-kernels and threads; op names are ``[<TFLite output tensor name(s)>]:<node index>``, as a phone's benchmark_model
-prints them.
+kernels and threads; op names are ``[<TFLite output tensor name(s)>]:<position in the run>``, as a phone's
+benchmark_model prints them (with ``delegate="xnnpack"`` the rows are XNNPACK's operators, paired with the TFLite
+nodes they implement: see that module).
 """
 from __future__ import annotations
 
