@@ -46,6 +46,17 @@ class TargetError(ToolkitError):
     exit_code = 6
 
 
+class DeviceError(TargetError):
+    """A phone could not be measured. The harness's error is kept as ``__cause__`` (with its device, command,
+    stdout, stderr and return code) and its exit code is kept too, so the CLI says the same as for the harness
+    error itself. ``transient``: trying again may work (connection lost, timeout, thermal gate)."""
+
+    def __init__(self, message: str, *, exit_code: int = TargetError.exit_code, transient: bool = False):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.transient = transient
+
+
 class StoreError(ToolkitError):
     """The results store is unreadable, or a query names something it does not hold."""
 

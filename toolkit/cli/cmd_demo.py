@@ -30,10 +30,11 @@ def run(args: argparse.Namespace) -> int:
           f"(validation split); {len(s.finals)} final-trained; {s.wall_s:.0f} s")
     print_candidates([s.prototype] + ([s.reference] if s.reference else []) + list(s.finals))
     if s.best:
-        print(f"best: {s.best.candidate_id}, {s.prototype.macs / s.best.macs:.1f}x fewer MACs, "
-              f"{s.best.energy_mj and s.prototype.energy_mj / s.best.energy_mj:.1f}x less energy per inference "
-              f"than the prototype ({s.best.energy_source}); requirements on the test split: "
-              f"{'met' if s.best.test_feasible else 'NOT met'}")
+        energies = (s.prototype.energy_mj, s.best.energy_mj)
+        energy = (f"{energies[0] / energies[1]:.1f}x less energy per inference than the prototype "
+                  f"({s.best.energy_source})" if None not in energies else "energy ratio n/a (an energy is missing)")
+        print(f"best: {s.best.candidate_id}, {s.prototype.macs / s.best.macs:.1f}x fewer MACs, {energy}; "
+              f"requirements on the test split: {'met' if s.best.test_feasible else 'NOT met'}")
     else:
         print("no final-trained network met the requirements on the validation split")
     print("energy here is virtual: the virtual phone's power model driven by real CPU time, not a measurement")

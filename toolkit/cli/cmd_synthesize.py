@@ -38,6 +38,8 @@ def _pct(value) -> str:
 
 def print_candidates(rows, header: bool = True) -> None:
     """One line per network: validation top-1 (what decisions used) and, for reported networks, test top-1."""
+    from toolkit.targets import energy_text
+
     if header:
         print(f"{'network':<15}{'phase':<10}{'spec':<14}{'val top-1':>10}{'test top-1':>11}{'MACs':>13}"
               f"{'params':>10}{'KB':>8}{'latency ms':>11}{'energy mJ':>11}  {'latency / energy source':<34}"
@@ -46,7 +48,8 @@ def print_candidates(rows, header: bool = True) -> None:
         if c.status != "ok":
             print(f"{c.candidate_id:<15}{c.phase:<10}{c.spec_hash:<14}  failed: {c.failure_reason}")
             continue
-        energy = f"{c.energy_mj:.4f}" if c.energy_mj is not None else "n/a"
+        energy = energy_text(c.energy_mj, c.energy_below_resolution, c.energy_resolution_mj) \
+            if c.energy_source else "n/a"
         if c.test_feasible is None:
             verdict = "yes (val)" if c.feasible else "no: " + (c.failure_reason or "")
         else:

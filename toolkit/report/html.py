@@ -178,6 +178,16 @@ def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet
             parts.append(figure("accuracy_latency", figures.accuracy_scatter, cands, "latency_ms", "pareto_latency",
                                 "median latency (ms)", alt="accuracy versus latency"))
             parts.append(_table(cands[cands["pareto_latency"] | cands["pareto_energy"]]))
+            reported = cands[cands["phase"].isin(["prototype", "reference", "final"])]
+            if not reported.empty:
+                parts.append("<h3>Reported networks</h3><p class='note'>int8 top-1 on the validation split (what the "
+                             "search decided on) and on the test split (read once per reported network); "
+                             "'reference' is the prototype architecture given the finals' training.</p>"
+                             + _table(reported[["run_id", "candidate_id", "strategy", "phase", "int8_top1",
+                                                "test_top1", "macs", "params", "latency_ms", "latency_source",
+                                                "energy", "energy_source", "requirements_met",
+                                                "test_requirements_met"]]
+                                      .rename(columns={"int8_top1": "val_top1"})))
             sections.append("".join(parts))
             prog = tables.synthesis_progress(candidates)
             if not prog.empty:

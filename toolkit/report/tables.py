@@ -131,9 +131,17 @@ def candidates_table(candidates: pd.DataFrame) -> pd.DataFrame:
     df["energy"] = energy_column(df)
     df["pareto_energy"] = pareto_front(df, "energy_mj")
     df["pareto_latency"] = pareto_front(df, "latency_ms")
-    return df[["run_id", "candidate_id", "strategy", "cycle", "spec_hash", "int8_top1", "macs", "params", "size_kb",
-               "latency_ms", "latency_source", "energy", "energy_mj", "energy_source", "energy_kind", "score",
-               "requirements_met", "pareto_energy", "pareto_latency"]].reset_index(drop=True)
+    # int8_top1 is on the validation split (what the search decided on); test_top1 only exists for the networks
+    # a run reports (prototype, reference, finals), read once each.
+    for column, default in (("phase", "search"), ("top1_split", "validation"), ("test_top1", None),
+                            ("test_requirements_met", None)):
+        if column not in df:
+            df[column] = default
+    df["phase"] = df["phase"].fillna("search")
+    return df[["run_id", "candidate_id", "strategy", "phase", "cycle", "spec_hash", "int8_top1", "top1_split",
+               "test_top1", "macs", "params", "size_kb", "latency_ms", "latency_source", "energy", "energy_mj",
+               "energy_source", "energy_kind", "score", "requirements_met", "test_requirements_met", "pareto_energy",
+               "pareto_latency"]].reset_index(drop=True)
 
 
 def synthesis_progress(candidates: pd.DataFrame) -> pd.DataFrame:

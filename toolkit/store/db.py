@@ -131,6 +131,11 @@ CREATE TABLE IF NOT EXISTS candidates (
     score REAL,
     requirements_met INTEGER,
     model_id TEXT,
+    phase TEXT,
+    top1_split TEXT,
+    test_top1 REAL,
+    test_requirements_met INTEGER,
+    proxy_top1 REAL,
     extra_json TEXT NOT NULL DEFAULT '{}',
     created_at REAL NOT NULL,
     PRIMARY KEY (run_id, candidate_id)

@@ -167,6 +167,8 @@ class CandidateResult:
     test_feasible: bool | None = None
     parent: str | None = None  # a final's search candidate
     proxy_top1: float | None = None  # a final's search-time (proxy) validation top-1
+    energy_below_resolution: bool = False  # energy_mj is None: the net energy was under the measurement's floor
+    energy_resolution_mj: float | None = None
 
 
 @dataclass(frozen=True)
@@ -266,14 +268,17 @@ def _assess(ctx: _Context, model, spec, *, candidate_id: str, cycle: int, strate
         params=params, size_kb=conv.size_kb, latency_ms=m.latency.median_ms, latency_source=m.source,
         energy_mj=energy.energy_per_inference_mj if energy else None,
         energy_source=energy.source if energy else None, keras_path=str(keras_path) if keras_path else None,
+        energy_below_resolution=bool(energy and energy.below_resolution),
+        energy_resolution_mj=energy.resolution_mj if energy else None,
         tflite_path=str(tflite_path), choices=choices, phase=phase, test_top1=test_top1, **extra)
     # Without a reference the network is its own (the prototype): its drop is 0.
     reference = conv.tflite_top1 if reference is None else reference
-    ok, reason, violation = check(ctx.requirements, _metrics(conv.tflite_top1, reference, result))
+    missing = m.unmeasured()  # e.g. an energy below resolution: never meets an energy bound
+    ok, reason, violation = check(ctx.requirements, _metrics(conv.tflite_top1, reference, result), missing)
     test_ok = None
     if test_top1 is not None:
         test_reference = test_top1 if test_reference is None else test_reference
-        test_ok, test_reason, _ = check(ctx.requirements, _metrics(test_top1, test_reference, result))
+        test_ok, test_reason, _ = check(ctx.requirements, _metrics(test_top1, test_reference, result), missing)
         if not test_ok and ok:
             reason = f"on test: {test_reason}"
     u = score(cfg.objective, conv.tflite_top1, params, macs, m.latency.median_ms, result.energy_mj)
@@ -302,18 +307,22 @@ def _write_candidate(store, run_id: str, c: CandidateResult, spec_json: str | No
             record, measurement = rows
             store._insert_measurement(conn, measurement, run_id, record)
             model_id = record.model_id
+        # float_top1 / int8_top1 / requirements_met are on the validation split (top1_split); test_top1 and
+        # test_requirements_met only exist for reported networks (phase prototype, reference, final).
         conn.execute(
             "INSERT INTO candidates(run_id, candidate_id, cycle, strategy, seed, parent, spec_hash, spec_json, status,"
             " failure_reason, float_top1, int8_top1, macs, params, size_kb, latency_ms, energy_mj, energy_source,"
-            " latency_source, score, requirements_met, model_id, extra_json, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " latency_source, score, requirements_met, model_id, phase, top1_split, test_top1,"
+            " test_requirements_met, proxy_top1, extra_json, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (run_id, c.candidate_id, c.cycle, c.strategy, c.seed, c.parent or ("prototype" if c.cycle >= 0 else None),
              c.spec_hash, spec_json, c.status, c.failure_reason, c.float_top1, c.int8_top1, c.macs, c.params,
              c.size_kb, c.latency_ms, c.energy_mj, c.energy_source, c.latency_source, c.score, int(c.feasible),
-             model_id, json.dumps({"choices": c.choices, "violation": c.violation, "keras_path": c.keras_path,
-                                   "tflite_path": c.tflite_path, "phase": c.phase, "int8_top1_split": "validation",
-                                   "test_top1": c.test_top1, "test_feasible": c.test_feasible,
-                                   "proxy_top1": c.proxy_top1}, default=str), time.time()))
+             model_id, c.phase, "validation", c.test_top1,
+             None if c.test_feasible is None else int(c.test_feasible), c.proxy_top1,
+             json.dumps({"choices": c.choices, "violation": c.violation, "keras_path": c.keras_path,
+                         "tflite_path": c.tflite_path, "energy_below_resolution": c.energy_below_resolution,
+                         "energy_resolution_mj": c.energy_resolution_mj}, default=str), time.time()))
 
 
 def _from_row(row) -> CandidateResult:
@@ -326,8 +335,11 @@ def _from_row(row) -> CandidateResult:
         energy_mj=row["energy_mj"], energy_source=row["energy_source"], score=row["score"],
         feasible=bool(row["requirements_met"]), violation=float(extra.get("violation", 0.0)),
         keras_path=extra.get("keras_path"), tflite_path=extra.get("tflite_path"), choices=extra.get("choices", {}),
-        phase=extra.get("phase", "search"), test_top1=extra.get("test_top1"), test_feasible=extra.get("test_feasible"),
-        parent=row["parent"] if extra.get("phase") == "final" else None, proxy_top1=extra.get("proxy_top1"))
+        phase=row["phase"] or "search", test_top1=row["test_top1"],
+        test_feasible=None if row["test_requirements_met"] is None else bool(row["test_requirements_met"]),
+        parent=row["parent"] if row["phase"] == "final" else None, proxy_top1=row["proxy_top1"],
+        energy_below_resolution=bool(extra.get("energy_below_resolution")),
+        energy_resolution_mj=extra.get("energy_resolution_mj"))
 
 
 def _proposals(ctx: _Context, generator, cycle: int) -> list[tuple[str, int | None, dict]]:
@@ -743,11 +755,8 @@ def _reference(ctx: _Context, store, run_id: str, done: dict,
     if proto.test_top1 is None:
         proto = dataclasses.replace(proto, test_top1=_report_on_test(ctx, Path(proto.tflite_path)))
         with store.transaction() as conn:
-            extra = json.loads(conn.execute("SELECT extra_json FROM candidates WHERE run_id=? AND candidate_id=?",
-                                            (run_id, "prototype")).fetchone()[0] or "{}")
-            extra["test_top1"] = proto.test_top1
-            conn.execute("UPDATE candidates SET extra_json=? WHERE run_id=? AND candidate_id=?",
-                         (json.dumps(extra, default=str), run_id, "prototype"))
+            conn.execute("UPDATE candidates SET test_top1=? WHERE run_id=? AND candidate_id=?",
+                         (proto.test_top1, run_id, "prototype"))
     reference = None
     if cfg.retrain_reference:
         cid = "reference"
@@ -756,10 +765,17 @@ def _reference(ctx: _Context, store, run_id: str, done: dict,
         else:
             choices = ctx.space.prototype_choices()
             model, spec = _train_final(ctx, choices, f"{cfg.prototype}_{cid}")
-            reference, rows = _assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy,
-                                      seed=None, choices=choices, phase="reference", reference=None)
+            try:
+                reference, rows = _assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy,
+                                          seed=None, choices=choices, phase="reference", reference=None)
+            except ToolkitError as exc:  # e.g. the phone went away: judge against the prototype as trained
+                log.warning("the reference could not be evaluated (%s); finals are judged against the prototype", exc)
+                reference, rows = CandidateResult(cid, -1, cfg.strategy, None, spec.spec_hash(), "failed",
+                                                  f"{type(exc).__name__}: {exc}", choices=choices,
+                                                  phase="reference"), None
             _write_candidate(store, run_id, reference, spec.to_json(), rows)
-    stronger = reference if reference is not None and reference.int8_top1 > proto.int8_top1 else proto
+    usable = reference is not None and reference.status == "ok"
+    stronger = reference if usable and reference.int8_top1 > proto.int8_top1 else proto
     ctx.final_reference = stronger
     return proto, reference
 

@@ -9,9 +9,11 @@ from pathlib import Path
 from android_harness.benchmark import BenchmarkOptions
 from android_harness.connection import connect
 from android_harness.device import AndroidDevice
+from android_harness.errors import CommandTimeoutError, ConnectionLostError, HarnessError, ThermalGateError
 from android_harness.parsers import BenchmarkResult
 from android_harness.profile import profile_on_device
 from toolkit.convert.interpreter import check_tflite_file
+from toolkit.errors import DeviceError
 from toolkit.provenance import tool_versions
 from toolkit.targets.base import (
     EnergyResult,
@@ -75,10 +77,16 @@ class AndroidTarget(Target):
             min_secs=options.min_secs, use_xnnpack=options.delegate == "xnnpack",
             use_gpu=options.delegate == "gpu", use_nnapi=options.delegate == "nnapi",
             enable_op_profiling=options.op_profiling)
-        run = profile_on_device(self.device, path, bench_options, measure_energy=options.measure_energy,
-                                allow_charging=options.allow_charging, baseline_s=self.baseline_s,
-                                thermal_timeout_s=self.thermal_timeout_s, battery_temp_max_c=self.battery_temp_max_c,
-                                benchmark_binary=self.benchmark_binary)
+        try:
+            run = profile_on_device(self.device, path, bench_options, measure_energy=options.measure_energy,
+                                    allow_charging=options.allow_charging, baseline_s=self.baseline_s,
+                                    thermal_timeout_s=self.thermal_timeout_s,
+                                    battery_temp_max_c=self.battery_temp_max_c, benchmark_binary=self.benchmark_binary)
+        except HarnessError as exc:
+            # The boundary: callers handle one error root (ToolkitError); the harness error stays the cause, and
+            # its exit code is kept. A lost phone, a timeout or a hot phone may pass when tried again.
+            raise DeviceError(str(exc), exit_code=exc.exit_code, transient=isinstance(
+                exc, (ConnectionLostError, CommandTimeoutError, ThermalGateError))) from exc
         b = run.benchmark
         latency = latency_from_benchmark(b)
         energy = None
