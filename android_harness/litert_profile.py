@@ -23,7 +23,9 @@ Two kernel sets, as the interpreter runs them:
   whole microseconds, so an operator under 1 us reads 0 and the operators' sum falls short of the run's.
 
 The profiled runs are separate from a caller's own timed runs (profiling adds a little per-op overhead), so
-per-op times sum to about, not exactly, an un-profiled run's latency. Imports NumPy and LiteRT, never TensorFlow.
+per-op times sum to about, not exactly, an un-profiled run's latency. A profiled run whose ``Invoke`` took over
+``DISTURBED_FACTOR`` x the median was preempted by another process; it is left out of every row (counted in
+``OpProfile.disturbed_runs``), since one such run would put its milliseconds on a single operator. Imports NumPy and LiteRT, never TensorFlow.
 
 >>> p = profile_ops("model.tflite", runs=20)                     # doctest: +SKIP
 >>> [(o.node_type, round(o.avg_ms, 3), o.name[:30]) for o in p.ops][:1]   # doctest: +SKIP
@@ -52,6 +54,7 @@ _DEFAULT_EVENT = 1
 _OPERATOR_INVOKE_EVENT = 1 << 1
 _DELEGATE_OPERATOR_INVOKE_EVENT = 1 << 2
 _DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT = 1 << 3
+DISTURBED_FACTOR = 2.0  # a profiled run whose Invoke took longer than this x the median was preempted: left out
 _HW_CPU = 1  # kLiteRtHwAcceleratorCpu
 _LOCK_WRITE = 1  # kLiteRtTensorBufferLockModeWrite
 _FLOAT32 = 1  # kLiteRtElementTypeFloat32 (= kTfLiteFloat32)
@@ -120,9 +123,9 @@ class OpTiming:
 
 @dataclass(frozen=True)
 class OpProfile:
-    """Per-op timings of ``runs`` profiled runs. ``invoke_ms``: each run's whole ``Invoke``, the interpreter's own
-    profiler event (the wall clock around the run where LiteRT recorded none). ``kernels``: ``builtin`` or
-    ``xnnpack``."""
+    """Per-op timings of ``runs`` profiled runs (``disturbed_runs`` more were profiled and left out).
+    ``invoke_ms``: each of those runs' whole ``Invoke``, the interpreter's own profiler event (the wall clock around
+    the run where LiteRT recorded none). ``kernels``: ``builtin`` or ``xnnpack``."""
 
     model_path: str
     ops: tuple[OpTiming, ...]
@@ -131,6 +134,7 @@ class OpProfile:
     kernels: str
     num_threads: int
     name_match: str  # "node" (names are the TFLite nodes') | "order" (XNNPACK operators paired by kind and order)
+    disturbed_runs: int = 0  # profiled runs left out: their Invoke took over DISTURBED_FACTOR x the median
 
     @property
     def total_op_ms(self) -> float:
@@ -407,27 +411,32 @@ def _summarise(path, events, invoke_wall_ms, nodes, use_xnnpack, num_threads, ru
     if use_xnnpack and any(e[1] in delegate_types for r in runs_seen for e in r):
         runs_seen = [[e for e in r if not (e[1] == _OPERATOR_INVOKE_EVENT and "delegate" in e[0].lower())]
                      for r in runs_seen]
-    runs_seen = [r for r in runs_seen if r]
-    if not runs_seen:
+    if len(invokes) != len(invoke_wall_ms):  # no Invoke event per run: the wall clock around each run instead
+        invokes = list(invoke_wall_ms)[:len(runs_seen)]
+    records = [(t, r) for t, r in zip(invokes, runs_seen) if r]
+    if not records:
         raise BenchmarkError(f"LiteRT's op profiler recorded no operator events for {path!r} "
                              f"(kernels={'xnnpack' if use_xnnpack else 'builtin'}).")
-    template = [(e[0], e[1], e[2]) for e in runs_seen[0]]
-    same = [r for r in runs_seen if [(e[0], e[1], e[2]) for e in r] == template]  # every run, in practice
+    template = [(e[0], e[1], e[2]) for e in records[0][1]]
+    records = [(t, r) for t, r in records if [(e[0], e[1], e[2]) for e in r] == template]  # every run, in practice
+    # A run another process preempted (this machine is shared) would put milliseconds on whichever operator was
+    # running; such runs are left out of every row alike, so the rows still add up to a run.
+    limit = DISTURBED_FACTOR * float(np.median([t for t, _ in records]))
+    kept = [(t, r) for t, r in records if t <= limit]
     node_of = _name_rows(template, nodes)
     ops = []
     for pos, (tag, etype, index) in enumerate(template):
-        ms = np.array([r[pos][3] for r in same])
+        ms = np.array([r[pos][3] for _, r in kept])
         node = node_of[pos]
         ops.append(OpTiming(node_index=node if node is not None else -1, node_type=tag or
                             (nodes[node][0] if node is not None else ""), name=nodes[node][1] if node is not None
                             else "", first_ms=float(ms[0]), avg_ms=float(ms.mean()), min_ms=float(ms.min()),
-                            max_ms=float(ms.max()), start_ms=float(np.mean([r[pos][4] for r in same])),
+                            max_ms=float(ms.max()), start_ms=float(np.mean([r[pos][4] for _, r in kept])),
                             times_called=int(ms.size), order=pos))
-    invoke_ms = tuple(invokes) if len(invokes) == runs else tuple(invoke_wall_ms)
     paired = any(e[1] != _OPERATOR_INVOKE_EVENT for e in template)
-    return OpProfile(model_path=path, ops=tuple(ops), runs=len(same), invoke_ms=invoke_ms,
+    return OpProfile(model_path=path, ops=tuple(ops), runs=len(kept), invoke_ms=tuple(t for t, _ in kept),
                      kernels="xnnpack" if use_xnnpack else "builtin", num_threads=num_threads,
-                     name_match="order" if paired else "node")
+                     name_match="order" if paired else "node", disturbed_runs=runs - len(kept))
 
 
 def _name_rows(template: list[tuple[str, int, int]], nodes: list[tuple[str, str]]) -> list[int | None]:

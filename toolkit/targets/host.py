@@ -116,7 +116,8 @@ class HostTarget(Target):
             ops = result["op_profile"]
             op_profile = tuple(OpStat(o["node_type"], float(o["avg_ms"]), float(o["percent"]), int(o["times_called"]),
                                       o["name"]) for o in ops["ops"])
-            provenance["op_profile"] = (f"LiteRT op profiler, {ops['runs']} runs after the timed ones, "
+            provenance["op_profile"] = (f"LiteRT op profiler, {ops['runs']} runs after the timed ones "
+                                        f"({ops.get('disturbed_runs', 0)} preempted runs left out), "
                                         f"{ops['kernels']} kernels, names matched by {ops['name_match']}")
         return Measurement(
             target="host", device="host", source=measured("host"), model_path=str(path),

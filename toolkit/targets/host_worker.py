@@ -139,7 +139,8 @@ def _op_profile(path: str, threads: int, use_xnnpack: bool, runs: int) -> dict:
     p = profile_ops(path, num_threads=threads, use_xnnpack=use_xnnpack, runs=runs)
     total = p.total_op_ms or 1.0
     return {
-        "kernels": p.kernels, "runs": p.runs, "name_match": p.name_match, "invoke_avg_ms": p.invoke_avg_ms,
+        "kernels": p.kernels, "runs": p.runs, "disturbed_runs": p.disturbed_runs, "name_match": p.name_match,
+        "invoke_avg_ms": p.invoke_avg_ms,
         "ops": [{"node_type": o.node_type, "avg_ms": o.avg_ms, "percent": 100.0 * o.avg_ms / total,
                  "times_called": max(o.times_called // p.runs, 1), "name": o.label}
                 for o in p.ops],
