@@ -27,7 +27,7 @@ setup(
         "cryptography>=41.0",  # ADB keys: generated like adb, verified by the virtual phone
         # The toolkit proper.
         "tensorflow>=2.16",
-        "ai-edge-litert>=1.0",
+        "ai-edge-litert>=2.2",  # per-op profiling uses the C API of 2.2+
         "pandas>=2.0",
         "matplotlib>=3.7",
         "tqdm>=4.60",

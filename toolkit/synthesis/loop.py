@@ -40,6 +40,7 @@ from toolkit.synthesis.requirements import Requirement, check, parse_requirement
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("gensynth", "random", "width", "l1prune")
+OP_PROFILE = "prototype_op_profile.json"
 PHASES = ("prototype", "search", "final", "reference")
 
 
@@ -218,6 +219,7 @@ class _Context:
         self.importance: dict[str, np.ndarray] = {}
         self.space = None
         self.evaluator = None
+        self.op_profile: tuple = ()  # the target's per-op profile of the prototype (empty: cost from MACs)
         self.search_reference: float | None = None  # proxy top-1 of the prototype architecture (validation)
         self.final_reference: CandidateResult | None = None
         self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
@@ -505,7 +507,10 @@ def _run_stages(ctx: _Context, store, run_id: str | None, db, started: float) ->
     t0 = time.perf_counter()
     generator = Generator(ctx.space)
     if config.strategy == "gensynth":
-        apply_prior(generator, form_insights(ctx.space, ctx.prototype_model, ctx.importance))
+        insights = form_insights(ctx.space, ctx.prototype_model, ctx.importance, op_profile=ctx.op_profile)
+        log.info("inquisitor: cost shares from %s: %s", insights.cost_basis, insights.cost_share)
+        (out / "insights.json").write_text(json.dumps(dataclasses.asdict(insights), indent=1))
+        apply_prior(generator, insights)
     _search_reference(ctx, store, run_id, done, proto)
     results: list[CandidateResult] = []
     total = config.cycles * config.population if config.strategy in ("gensynth", "random") else \
@@ -597,6 +602,20 @@ def _prototype(ctx: _Context, store, run_id: str, done: dict) -> CandidateResult
         model.save(proto_path)
         ctx.prototype_model = model
         _write_candidate(store, run_id, proto, spec.to_json(), rows)
+    from toolkit.targets.base import OpStat
+
+    profile_file = out / OP_PROFILE
+    if not profile_file.exists():
+        # The target's per-op profile of the prototype (where its time goes) for the inquisitor's insights: a run of
+        # its own, so profiling overhead never reaches the prototype's stored latency.
+        from toolkit.targets import ProfileOptions
+
+        op = ctx.target.profile(Path(proto.tflite_path), ProfileOptions(
+            num_threads=cfg.threads, num_runs=10, warmup_runs=2, op_profiling=True, measure_energy=False))
+        tmp = profile_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps([dataclasses.asdict(o) for o in op.op_profile], indent=1))
+        tmp.replace(profile_file)
+    ctx.op_profile = tuple(OpStat(**o) for o in json.loads(profile_file.read_text()))
     if cfg.strategy == "l1prune":
         ctx.importance = l1_importance(ctx.prototype_model)
     else:
