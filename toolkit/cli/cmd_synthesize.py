@@ -6,7 +6,7 @@ import logging
 import re
 import sys
 
-from toolkit.cli._common import add_data_arguments, positive_int
+from toolkit.cli._common import add_data_arguments, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +20,6 @@ def parse_budget(text: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"the budget must be > 0. Received: {text!r}")
     return seconds
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0. Received: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0. Received: {value}")
-    return value
 
 
 def _pct(value) -> str:
@@ -63,7 +53,7 @@ def print_candidates(rows, header: bool = True) -> None:
 _RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", "device", "require", "objective",
                  "strategy", "budget", "population", "prototype_epochs", "supernet_epochs", "supernet_from",
                  "final_k", "final_epochs", "distill", "no_reference_retrain", "train_samples", "val_samples",
-                 "eval_samples", "threads", "seed")
+                 "eval_samples", "threads", "seed", "data_seed")
 
 
 def register(subparsers) -> None:
@@ -109,7 +99,10 @@ def register(subparsers) -> None:
     p.add_argument("--eval-samples", type=positive_int, default=None,
                    help="validation images each candidate is evaluated on (default: all)")
     p.add_argument("--threads", type=positive_int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator's samples (default 0)")
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="seed of the train/validation split (default: --seed); runs sharing a prototype or supernet "
+                        "(--supernet-from) must share it")
     p.add_argument("--out", required=True, help="run folder (prototype, supernet, candidates, finals, generator.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.add_argument("--db", default=None,
@@ -146,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
             prototype_epochs=args.prototype_epochs, supernet_epochs=args.supernet_epochs,
             supernet_path=args.supernet_from, final_k=args.final_k, final_epochs=args.final_epochs,
             distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
-            n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed)
+            n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
+            data_seed=args.data_seed)
         result = run_synthesis(config, args.out, args.db)
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
           f"{len(result.candidates)} candidates searched, {len(result.feasible)} met the requirements on the "
