@@ -42,12 +42,19 @@ class Requirement:
                 ">": value > self.bound}[self.op]
 
     def violation(self, value: float | None) -> float:
-        """How far ``value`` is outside the bound, relative to the bound (0 when it holds)."""
+        """How far ``value`` is outside the bound, relative to the bound (0 when it holds).
+
+        An accuracy drop is measured against the whole accuracy scale (100 points), as ``accuracy>=`` is against
+        its bound: relative to a bound of 1 pt, being 15 pt short would outweigh being 15x too large.
+
+        >>> parse_requirement("accuracy_drop<=1pt").violation(16.0), parse_requirement("macs<=2M").violation(4e6)
+        (0.15, 1.0)
+        """
         if value is None:
             return 1.0
         if self.holds(value):
             return 0.0
-        scale = abs(self.bound) if self.bound else 1.0
+        scale = 100.0 if self.metric == "accuracy_drop" else (abs(self.bound) if self.bound else 1.0)
         return abs(value - self.bound) / scale
 
 

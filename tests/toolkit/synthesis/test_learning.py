@@ -1,13 +1,23 @@
-"""The generator learns: with fixed seeds and a small budget, the share of sampled candidates that meet the
-requirements rises from the first cycle to the last for gensynth, and not for random search on the same budget
-(same space, same prototype, same recipe, real training/conversion/measurement)."""
+"""The generator learns, under a requirement that training, conversion and measurement can fail.
+
+One prototype and one weight-sharing supernet (real training on Fashion-MNIST images, same data seed) serve
+three gensynth runs and three random-search runs with the same seeds, space, evaluator, conversion and host
+measurement. The requirement couples accuracy (proxy int8 top-1 on the validation split, against the supernet's
+full network) with a MAC bound, so a candidate fails when its weights do not carry the accuracy, not only when it is
+too big. Asserted: over the three seeds, gensynth's later cycles meet the requirement more often than random
+search's, and more often than its own first cycle."""
+import numpy as np
 import pytest
 
 from toolkit.synthesis import SynthesisConfig, run_synthesis
 
+SEEDS = (0, 1, 2)
+CYCLES = 3
+REQUIREMENTS = ("accuracy_drop<=35pt", "macs<=3.5M")  # the prototype has 7.8M MACs
 
-def _share(result, cycle):
-    cands = [c for c in result.candidates if c.cycle == cycle]
+
+def _share(result, cycles):
+    cands = [c for c in result.candidates if c.cycle in cycles]
     return sum(c.feasible for c in cands) / len(cands)
 
 
@@ -15,33 +25,39 @@ def _share(result, cycle):
 def runs(tmp_path_factory):
     ws = tmp_path_factory.mktemp("learning")
     db = ws / "l.db"
-    common = dict(prototype="resnet20", prototype_width=0.5, n_train=300, prototype_epochs=1, finetune_epochs=1,
-                  finetune_n_train=128, n_eval=50, cycles=3, population=6, profile_runs=3, probe_samples=32,
-                  seed=3, requirements=("macs<=1.0M",))  # the prototype has 7.8M: only small children pass
-    gensynth = run_synthesis(SynthesisConfig(strategy="gensynth", **common), ws / "g", db, progress=False)
-    random = run_synthesis(SynthesisConfig(strategy="random", prototype_path=str(ws / "g" / "prototype.keras"),
-                                           **common), ws / "r", db, progress=False)
+    common = dict(prototype="resnet20", prototype_width=0.5, n_train=4000, n_val=800, prototype_epochs=2,
+                  supernet_epochs=4, cycles=CYCLES, population=5, profile_runs=3, probe_samples=64,
+                  recal_samples=256, final_k=1, retrain_reference=False, data_seed=0, requirements=REQUIREMENTS)
+    first = run_synthesis(SynthesisConfig(strategy="gensynth", seed=SEEDS[0], **common), ws / "g0", db,
+                          progress=False)
+    shared = dict(prototype_path=str(ws / "g0" / "prototype.keras"), supernet_path=str(ws / "g0"), **common)
+    gensynth = [first] + [run_synthesis(SynthesisConfig(strategy="gensynth", seed=s, **shared), ws / f"g{s}", db,
+                                        progress=False) for s in SEEDS[1:]]
+    random = [run_synthesis(SynthesisConfig(strategy="random", seed=s, **shared), ws / f"r{s}", db, progress=False)
+              for s in SEEDS]
     return gensynth, random
 
 
-def test_feasible_share_rises_for_gensynth_not_for_random(runs):
+def test_requirement_involves_accuracy_and_fails_on_it(runs):
     gensynth, random = runs
-    g_first, g_last = _share(gensynth, 0), _share(gensynth, 2)
-    r_first, r_last = _share(random, 0), _share(random, 2)
-    assert g_last > g_first, (g_first, g_last)
-    assert g_last > r_last and r_last <= r_first + 0.34, (g_last, r_first, r_last)
+    reasons = [c.failure_reason or "" for r in gensynth + random for c in r.candidates if not c.feasible]
+    assert any("accuracy_drop" in r for r in reasons)  # training/evaluation, not only size, decides
 
 
-def test_learned_generator_samples_meet_the_requirement_more_often_than_uniform(runs):
-    from toolkit.arch import build_model, count_macs
+def test_gensynth_meets_the_requirement_more_often_than_random_search(runs):
+    gensynth, random = runs
+    later = tuple(range(1, CYCLES))
+    g_later = np.mean([_share(r, later) for r in gensynth])
+    r_later = np.mean([_share(r, later) for r in random])
+    g_first = np.mean([_share(r, (0,)) for r in gensynth])
+    assert g_later > r_later, (g_later, r_later)
+    assert g_later > g_first, (g_first, g_later)
+
+
+def test_learned_generator_is_more_decided_than_uniform(runs):
     from toolkit.synthesis import Generator
 
     gensynth, _ = runs
-    learned = Generator.load(f"{gensynth.out_dir}/generator.json")
-    uniform = Generator(learned.space)
-    assert learned.entropy() < uniform.entropy()
-
-    def share_small(gen):  # fraction of 20 fresh seeds whose network has <= 1.0M MACs (no training needed)
-        return sum(count_macs(build_model(gen.sample(s).spec)) <= 1_000_000 for s in range(1000, 1020)) / 20
-
-    assert share_small(learned) > share_small(uniform) + 0.2
+    for r in gensynth:
+        learned = Generator.load(f"{r.out_dir}/generator.json")
+        assert learned.entropy() < Generator(learned.space).entropy()
