@@ -56,10 +56,8 @@ def push_cached(device, local: str | Path, kind: str = "models", suffix: str = "
 
 
 def clean(device) -> tuple[str, ...]:
-    """Stop what we left running, then remove everything we put on the device; returns the paths removed."""
-    from android_harness.services import reap_leftovers
-
-    reap_leftovers(device)
+    """Remove everything we put on the device; returns the paths removed. Stop what we left running first
+    (:func:`android_harness.services.clean_device` does both)."""
     listing = device.shell(f"find {quote(REMOTE_ROOT)} -type f 2>/dev/null").stdout.split()
     device.check(f"rm -rf {quote(REMOTE_ROOT)}")
     return tuple(listing)

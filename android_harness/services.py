@@ -14,7 +14,7 @@ import time
 import uuid
 
 from android_harness.connection import quote
-from android_harness.deploy import REMOTE_ROOT
+from android_harness.deploy import REMOTE_ROOT, clean
 from android_harness.errors import HarnessError, ThermalGateError
 
 log = logging.getLogger(__name__)
@@ -138,3 +138,10 @@ class ThermalGate:
                     f"battery {temp:.1f} C, limit {self.battery_temp_max_c:g} C). Let it cool, unplug the charger, "
                     f"or raise --thermal-timeout")
             time.sleep(self.poll_s)
+
+
+def clean_device(device) -> tuple[str, ...]:
+    """Stop whatever we left running on the device, then remove everything we put there; returns the paths
+    removed."""
+    reap_leftovers(device)
+    return clean(device)

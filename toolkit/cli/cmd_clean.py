@@ -14,9 +14,10 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from android_harness.connection import connect
-    from android_harness.deploy import REMOTE_ROOT, clean
+    from android_harness.deploy import REMOTE_ROOT
+    from android_harness.services import clean_device
     from android_harness.device import AndroidDevice
 
-    removed = clean(AndroidDevice(connect(args.device, adb_server=args.adb_server)))
+    removed = clean_device(AndroidDevice(connect(args.device, adb_server=args.adb_server)))
     print(f"removed {len(removed)} files from {REMOTE_ROOT} on {args.device}")
     return 0
