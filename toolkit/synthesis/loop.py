@@ -505,6 +505,7 @@ def _run_stages(ctx: _Context, store, run_id: str | None, db, started: float) ->
     phases.add("supernet" if config.uses_supernet else "pruning", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
+    searched_before = phases.seconds.get("search", 0.0)
     generator = Generator(ctx.space)
     if config.strategy == "gensynth":
         insights = form_insights(ctx.space, ctx.prototype_model, ctx.importance, op_profile=ctx.op_profile)
@@ -530,7 +531,8 @@ def _run_stages(ctx: _Context, store, run_id: str | None, db, started: float) ->
             if candidate_id in done:
                 c = _from_row(done[candidate_id])
             else:
-                if config.budget_s is not None and time.perf_counter() - started > config.budget_s:
+                # The budget is the search phase's wall time, resumed runs included (phases.json keeps it).
+                if config.budget_s is not None and searched_before + time.perf_counter() - t0 > config.budget_s:
                     stopped = "budget"
                     break
                 c = _run_candidate(ctx, store, run_id, candidate_id, cycle, seed, choices)
