@@ -202,3 +202,16 @@ def test_killed_profile_leaves_nothing_running(phone, tiny_tflite, tmp_path):
     assert run.benchmark.inference_count > 0
     assert not _device_pids(device, "ferminet-sampler-") and not _device_pids(device, "benchmark_tool")
     assert device.shell(f"ls {RUN_DIR}").stdout.split() == []
+
+
+def test_ferminet_clean_stops_leftovers_and_removes_what_we_pushed(phone, tiny_tflite, tmp_path):
+    device = AndroidDevice(connect(phone.serial))
+    profile_on_device(device, tiny_tflite, BenchmarkOptions(num_runs=3, warmup_runs=1), measure_energy=False)
+    left = PowerSampler(device).start()  # as if the profiler had been killed: a sampler loop still running
+    assert _device_pids(device, left.tag)
+    assert device.shell(f"ls {RUN_DIR}").stdout.strip()
+    cleaned = _ferminet("clean", "--device", phone.serial, env=_env(tmp_path))
+    out, err = cleaned.communicate(timeout=120)
+    assert cleaned.returncode == 0, err
+    assert device.shell("ls /data/local/tmp/ferminet 2>/dev/null").stdout.strip() == ""
+    assert not _device_pids(device, left.tag) and reap_leftovers(device) == ()  # the sampler was stopped
