@@ -72,6 +72,11 @@ def main() -> int:
     from toolkit.cli.cmd_synthesize import parse_budget
     from toolkit.synthesis import SynthesisConfig, run_synthesis
 
+    # The code this run executes: the commit when it starts (and whether tracked files differed from it).
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                      text=True).stdout.strip():
+        commit += "-dirty"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     db = Path(args.db or out / "bench.db")
@@ -171,10 +176,7 @@ def main() -> int:
     total = time.perf_counter() - started
     print(f"total {total:.0f} s; store {db}")
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
-    record = {"git_commit": commit + ("-dirty" if dirty else ""),
+    record = {"git_commit": commit,
               "command": " ".join(["python", "benchmarks/synthesis_fashion_mnist.py", *sys.argv[1:]]),
               "requirements": list(requirements),
               "prototype": {"macs": proto.macs, "params": proto.params, "test_top1": reference_top1,
