@@ -149,7 +149,7 @@ def main() -> int:
     best = min(meeting, key=lambda f: f["macs"]) if meeting else None
     print(f"\nKendall tau (proxy top-1 vs final-trained top-1, validation, {len(tau_proxy)} sub-networks): "
           + (f"{tau:.3f} (target >= 0.5)" if tau is not None else "n/a"))
-    print(f"P5 candidates per hour in the gensynth search: " + (f"{per_hour:.0f} (target >= 300)" if per_hour else "n/a"))
+    print("P5 candidates per hour in the gensynth search: " + (f"{per_hour:.0f} (target >= 300)" if per_hour else "n/a"))
     if best:
         print(f"P1 best synthesized network meeting <= 1.0 pt on test: {best['candidate_id']}, {best['macs_ratio']:.1f}x "
               f"fewer MACs, {best['drop_pt']:+.2f} pt (target >= 10x: {'MET' if best['macs_ratio'] >= 10 else 'MISSED'})")
