@@ -16,6 +16,10 @@ into one update. A checkpoint is written after every epoch; training resumes fro
 A candidate is then evaluated without training: extract, re-estimate batch-norm statistics on a few training
 batches (the supernet's running statistics belong to no single sub-network), convert, measure.
 
+Known gap: the builder adds a residual to an inverted-residual block whenever its input and output widths are
+equal, so a MobileNetV2 child whose rounded widths happen to match where the prototype's did not (stage 5's first
+block) has an add the supernet lacks; its proxy is then slightly off (final training is unaffected).
+
 A kernel decision is not trained here: a larger kernel than the prototype's starts as the prototype's kernel
 padded with zeros, so its proxy equals the smaller kernel's at a higher cost (final training can use it).
 """
