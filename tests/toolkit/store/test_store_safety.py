@@ -4,6 +4,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,19 +92,26 @@ def test_store_without_a_version_is_recognised_and_stamped_on_write(tmp_path):
         assert store.query("SELECT COUNT(*) FROM runs")[0][0] == 2
 
 
-def test_locked_store_says_locked(tmp_path):
+@contextmanager
+def _locked_store(tmp_path):
+    """A store with one run in it, held by another connection's exclusive transaction for the block."""
     db = tmp_path / "r.db"
     with Store(db) as store:
         store.record_run("profile", measurements=(_measurement(),))
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(StoreError, match="is locked by another process"):
-            with Store(db, timeout_s=0.2) as store:
-                store.check_writable()
+        yield db
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_locked_store_says_locked(tmp_path):
+    with _locked_store(tmp_path) as db:
+        with pytest.raises(StoreError, match="is locked by another process"):
+            with Store(db, timeout_s=0.2) as store:
+                store.check_writable()
     check_store_writable(db)  # free again
 
 
@@ -137,15 +145,7 @@ def test_read_only_store_is_reported_and_refuses_writes_before_measuring(tmp_pat
 
 
 def test_profile_refuses_an_unwritable_store_before_touching_the_model(tmp_path, capsys):
-    db = tmp_path / "r.db"
-    with Store(db) as store:
-        store.record_run("profile", measurements=(_measurement(),))
-    holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    with _locked_store(tmp_path) as db:
         # The model does not exist: were the model (or the measurement) first, the error would name it.
         assert main(["profile", str(tmp_path / "absent.tflite"), "--db", str(db)]) == 7
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert "is locked by another process" in capsys.readouterr().err
