@@ -618,12 +618,18 @@ def _prototype(ctx: _Context, store, run_id: str, done: dict) -> CandidateResult
         tmp.write_text(json.dumps([dataclasses.asdict(o) for o in op.op_profile], indent=1))
         tmp.replace(profile_file)
     ctx.op_profile = tuple(OpStat(**o) for o in json.loads(profile_file.read_text()))
+    importance_file = out / "importance.npz"
+    if importance_file.exists():
+        # A resumed run keeps the channel order its supernet checkpoint was trained with: read, never recompute.
+        with np.load(importance_file) as npz:
+            ctx.importance = {k: npz[k] for k in npz.files}
+        return proto
     if cfg.strategy == "l1prune":
         ctx.importance = l1_importance(ctx.prototype_model)
     else:
         probe = ctx.test.subset(n_train=cfg.probe_samples, seed=cfg.split_seed)
         ctx.importance = taylor_importance(ctx.prototype_model, probe.x_train, probe.y_train)
-    np.savez(out / "importance.npz", **ctx.importance)
+    np.savez(importance_file, **ctx.importance)
     return proto
 
 
