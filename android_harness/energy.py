@@ -89,6 +89,11 @@ class EnergyReport:
     resolution_mj: float = 0.0  # RESOLUTION_SIGMAS x uncertainty: smaller net energies are not resolved
     distinct_readings: int = 0  # gauge readings during the run (value changes), the effective sample count
     baseline_distinct_readings: int = 0
+    # Provenance of the idle baseline: reused from an earlier run on the same phone (and how old it was when this
+    # run started), or taken fresh for this run (age 0). ``baseline_note`` says why, in words.
+    baseline_reused: bool = False
+    baseline_age_s: float = 0.0
+    baseline_note: str = ""
 
 
 def _raw(text: str) -> list[tuple[float, float, float]]:
@@ -134,6 +139,21 @@ def distinct_readings(samples: tuple[PowerSample, ...]) -> list[float]:
             readings.append(s.power_mw)
             last = key
     return readings
+
+
+def idle_power_summary(samples: tuple[PowerSample, ...]) -> tuple[float, float, int]:
+    """(mean power mW, its standard error mW, distinct readings) of an idle baseline, on its own.
+
+    The standard error counts distinct gauge readings, as :func:`compute_energy` does; with a single reading
+    there is no spread to judge by and the standard error is the whole mean.
+    """
+    if not samples:
+        raise EnergyMeasurementError("An idle baseline without power samples has no mean; take it again")
+    mean = statistics.fmean(s.power_mw for s in samples)
+    readings = distinct_readings(samples)
+    if len(readings) < 2:
+        return mean, abs(mean), len(readings)
+    return mean, statistics.stdev(readings) / math.sqrt(len(readings)), len(readings)
 
 
 def _mean_sem(baseline: tuple[PowerSample, ...], active: tuple[PowerSample, ...]) -> tuple[float, float, float,

@@ -123,6 +123,10 @@ class ThermalGate:
         self.max_status = max_status
         self.poll_s = poll_s
 
+    def cool_enough(self, thermal_level: int, battery_temp_c: float | None) -> bool:
+        """The gate's test on readings already taken (e.g. a snapshot), so a cool phone is not read twice."""
+        return thermal_level <= self.max_status and (battery_temp_c or 0.0) < self.battery_temp_max_c
+
     def wait(self) -> float:
         """Seconds waited until the phone was cool enough; ThermalGateError when it never was."""
         started = time.monotonic()
@@ -130,7 +134,7 @@ class ThermalGate:
             thermal = self.device.thermal()
             battery = self.device.battery()
             temp = battery.temperature_c if battery.temperature_c is not None else 0.0
-            if thermal.status <= self.max_status and temp < self.battery_temp_max_c:
+            if self.cool_enough(thermal.status, battery.temperature_c):
                 return time.monotonic() - started
             if time.monotonic() - started > self.timeout_s:
                 raise ThermalGateError(

@@ -11,9 +11,14 @@ from android_harness.connection import connect
 from android_harness.device import AndroidDevice
 from android_harness.errors import CommandTimeoutError, ConnectionLostError, HarnessError, ThermalGateError
 from android_harness.parsers import BenchmarkResult
-from android_harness.profile import profile_on_device
+from android_harness.profile import (
+    DEFAULT_BASELINE_MAX_AGE_S,
+    DEFAULT_BASELINE_TEMP_TOLERANCE_C,
+    BaselineCache,
+    profile_on_device,
+)
 from toolkit.convert.interpreter import check_tflite_file
-from toolkit.errors import DeviceError
+from toolkit.errors import DeviceError, InvalidArgumentError
 from toolkit.provenance import tool_versions
 from toolkit.targets.base import (
     EnergyResult,
@@ -47,13 +52,21 @@ def latency_from_benchmark(b: BenchmarkResult) -> LatencyStats:
 
 
 class AndroidTarget(Target):
-    """``AndroidTarget("127.0.0.1:5555").profile("m.tflite", ProfileOptions(num_threads=2))``"""
+    """``AndroidTarget("127.0.0.1:5555").profile("m.tflite", ProfileOptions(num_threads=2))``
+
+    Energy: the first measurement takes an idle baseline (``baseline_s``); later ones through the same target
+    reuse it while it is at most ``baseline_max_age_s`` old and the phone's thermal status and battery temperature
+    (within ``baseline_temp_tolerance_c``) are unchanged (see :class:`android_harness.profile.BaselineCache`).
+    ``baseline_max_age_s=0``: a new baseline every time. The measurement's provenance says which it was.
+    """
 
     name = "android"
 
     def __init__(self, device: str, *, backend: str = "auto", adb_server: str | None = None,
                  benchmark_binary: str | None = None, thermal_timeout_s: float = 60.0,
-                 battery_temp_max_c: float = 40.0, baseline_s: float = 2.0):
+                 battery_temp_max_c: float = 40.0, baseline_s: float = 2.0,
+                 baseline_max_age_s: float = DEFAULT_BASELINE_MAX_AGE_S,
+                 baseline_temp_tolerance_c: float = DEFAULT_BASELINE_TEMP_TOLERANCE_C):
         self.serial = device
         self.backend = backend
         self.adb_server = adb_server or "127.0.0.1:5037"
@@ -61,6 +74,10 @@ class AndroidTarget(Target):
         self.thermal_timeout_s = thermal_timeout_s
         self.battery_temp_max_c = battery_temp_max_c
         self.baseline_s = baseline_s
+        try:
+            self.baselines = BaselineCache(baseline_max_age_s, baseline_temp_tolerance_c)
+        except HarnessError as exc:
+            raise InvalidArgumentError(str(exc)) from exc
         self._device: AndroidDevice | None = None
 
     @property
@@ -81,7 +98,8 @@ class AndroidTarget(Target):
             run = profile_on_device(self.device, path, bench_options, measure_energy=options.measure_energy,
                                     allow_charging=options.allow_charging, baseline_s=self.baseline_s,
                                     thermal_timeout_s=self.thermal_timeout_s,
-                                    battery_temp_max_c=self.battery_temp_max_c, benchmark_binary=self.benchmark_binary)
+                                    battery_temp_max_c=self.battery_temp_max_c, benchmark_binary=self.benchmark_binary,
+                                    baselines=self.baselines)
         except HarnessError as exc:
             # The boundary: callers handle one error root (ToolkitError); the harness error stays the cause, and
             # its exit code is kept. A lost phone, a timeout or a hot phone may pass when tried again.
@@ -119,6 +137,9 @@ class AndroidTarget(Target):
             provenance["sample_rate_hz"] = f"{run.energy.sample_rate_hz:.1f}"
             provenance["gauge_readings"] = (f"{run.energy.distinct_readings} distinct in "
                                             f"{run.energy.sample_count} samples")
+            # Never hidden: whether the idle baseline was this run's own or reused, and how old it was.
+            provenance["energy_baseline"] = run.energy.baseline_note
+            provenance["energy_baseline_age_s"] = f"{run.energy.baseline_age_s:.1f}"
         return Measurement(
             target="android", device=info.serial, source=run.source, model_path=str(path),
             model_sha256=run.model_push.sha256, size_kb=path.stat().st_size / 1024.0, latency=latency,

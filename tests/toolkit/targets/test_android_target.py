@@ -10,7 +10,13 @@ from toolkit.targets import ProfileOptions, get_target
 
 def test_android_target_measurement(tiny_int8):
     with VirtualPhone("pixel_6") as phone:
-        m = get_target("android", device=phone.serial).profile(tiny_int8, ProfileOptions(num_threads=1, min_secs=0.5))
+        target = get_target("android", device=phone.serial)
+        m = target.profile(tiny_int8, ProfileOptions(num_threads=1, min_secs=0.5))
+        again = target.profile(tiny_int8, ProfileOptions(num_threads=1, min_secs=0.5))
+    # The first measurement takes its own idle baseline; the next one through the same target reuses it, and says so.
+    assert m.provenance_dict()["energy_baseline"] == "fresh: no earlier baseline on this phone"
+    assert again.provenance_dict()["energy_baseline"].startswith("reused: taken ")
+    assert float(again.provenance_dict()["energy_baseline_age_s"]) > 0
     assert m.target == "android" and m.source == "virtual:pixel_6" and m.energy.source == "virtual:pixel_6"
     assert m.latency.count >= 50 and 0 < m.latency.min_ms <= m.latency.median_ms <= m.latency.max_ms
     assert m.energy.method == "odpm" and m.energy.trace and m.energy.rails
