@@ -31,6 +31,7 @@ setup(
         "pandas>=2.0",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "scikit-learn>=1.3",  # toolkit.predict: per-kernel regressors (brings scipy and joblib)
     ],
     extras_require={
         "export": ["mediapipe>=0.10"],

@@ -24,11 +24,16 @@ def estimated(profile: str) -> str:
     return f"estimated:{profile}"
 
 
+def predicted(device: str) -> str:
+    """Label for a number a fitted predictor (toolkit.predict) computed for ``device``; never measured."""
+    return f"predicted:{device}"
+
+
 def source_kind(source: str) -> str:
-    """``'measured' | 'virtual' | 'estimated'`` from a source label."""
+    """``'measured' | 'virtual' | 'estimated' | 'predicted'`` from a source label."""
     kind = source.split(":", 1)[0]
-    if kind not in ("measured", "virtual", "estimated"):
-        raise ValueError(f"Unknown source label {source!r}; expected measured:/virtual:/estimated:")
+    if kind not in ("measured", "virtual", "estimated", "predicted"):
+        raise ValueError(f"Unknown source label {source!r}; expected measured:/virtual:/estimated:/predicted:")
     return kind
 
 

@@ -40,6 +40,9 @@ def register(subparsers) -> None:
                         "LiteRT's op profiler, over --runs extra runs)")
     p.add_argument("--host-profile", default="host", help="device profile for host energy estimates")
     p.add_argument("--json", action="store_true", help="print the measurement as JSON")
+    p.add_argument("--predict", nargs="?", const="", default=None, metavar="PREDICTOR",
+                   help="only predict latency from the model's kernels, measuring nothing: with a predictor file, or "
+                        "the one `ferminet predictor fit` saved beside --db for the device (labelled predicted:<device>)")
     add_db_argument(p)
     android = _android_module()
     if android is not None:
@@ -47,7 +50,30 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def run_predict(args: argparse.Namespace) -> int:
+    import json
+
+    from toolkit.cli.cmd_predictor import default_predictor_path
+    from toolkit.predict import LatencyPredictor
+
+    device = getattr(args, "device", None) or "host"
+    path = args.predict or default_predictor_path(args.db, device, "latency_ms")
+    prediction = LatencyPredictor.load(path).predict_file(args.model)
+    if args.json:
+        print(json.dumps({"model": args.model, **{k: getattr(prediction, k) for k in (
+            "value", "uncertainty", "unit", "quantity", "source", "kernels", "unseen_kernels")}}))
+    else:
+        print(f"latency    {prediction.value:.3f} ms +- {prediction.uncertainty:.3f} (1 sigma)  "
+              f"[{prediction.source}; predicted, not measured]")
+        if prediction.unseen_kernels:
+            print(f"note       {prediction.unseen_kernels} of {prediction.kernels} kernels are of types the predictor "
+                  f"never saw; measure this model to be sure")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.predict is not None:
+        return run_predict(args)
     from toolkit.convert import load_interpreter
     from toolkit.store import Store, check_store_writable
     from toolkit.targets import HostTarget, ProfileOptions

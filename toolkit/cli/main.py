@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "virtual-phone",
     "report",
     "export",
+    "predictor",
 )
 
 

@@ -1,0 +1,168 @@
+"""Kernel-level latency predictor validated on public NAS-Bench-201 measurements.
+
+    python benchmarks/predictor_nb201.py --csv ../shared/data/nb201_latency_public.csv \\
+        --device-column raspi4_ms --fit 300 --test 1000 --seed 0 [--cache DIR]
+
+Reads a CSV with columns ``index,arch,<device>_ms``; leaves out the cells whose output does not depend on the
+input (no path from node 0 to node 3 through non-``none`` edges, see ``toolkit.predict.nb201``) and any whose
+measured latency is ~0 (below 5 % of the column's median); draws a sample stratified by cell composition
+(number of live 3x3 and 1x1 convolutions), fits the predictor (toolkit.predict) on ``--fit`` networks and prints, on the other ``--test``: the
+share of networks predicted within +-10 % and +-5 % of the measurement, RMSE, Kendall tau, the same for a
+MACs-only linear baseline, and the share of measurements inside the predicted band (mean +- 2 sigma).
+
+Each network is built in Keras, converted to float32 TFLite and split into kernels; kernels are cached as
+JSON in ``--cache`` (default ``.ferminet-cache/nb201``), so a second run only fits. The last line is
+machine-readable.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+log = logging.getLogger("predictor_nb201")
+
+
+def load(csv: str, column: str):
+    import pandas as pd
+
+    from toolkit.predict.nb201 import output_depends_on_input
+
+    df = pd.read_csv(csv)
+    missing = [c for c in ("index", "arch", column) if c not in df.columns]
+    if missing:
+        raise SystemExit(f"{csv}: missing column(s) {missing}; columns are {list(df.columns)}")
+    df = df[["index", "arch", column]].dropna().rename(columns={column: "latency_ms"})
+    n_all = len(df)
+    depends = df["arch"].map(output_depends_on_input)
+    constant = int((~depends).sum())
+    df = df[depends]
+    floor = 0.05 * float(df["latency_ms"].median())
+    near_zero = int((df["latency_ms"] <= floor).sum())
+    df = df[df["latency_ms"] > floor].reset_index(drop=True)
+    print(f"{csv}: {n_all} networks; left out {constant} whose output does not depend on the input "
+          f"(no input->output path through non-'none' edges) and {near_zero} more measured <= {floor:.3g} ms; "
+          f"{len(df)} remain")
+    return df
+
+
+def strata_of(archs):
+    """Stratum of each network: how many live 3x3 and 1x1 convolutions its cell has (device-independent, so
+    every device column of one CSV draws the same networks and shares the kernel cache)."""
+    from toolkit.predict.nb201 import live_edges
+
+    keys = []
+    for arch in archs:
+        ops = [e.op for e in live_edges(arch)]
+        keys.append(f"{ops.count('nor_conv_3x3')}x3-{min(ops.count('nor_conv_1x1'), 2)}x1")
+    return keys
+
+
+def sample(df, n_fit: int, n_test: int, seed: int):
+    """Fit and test sets, both stratified: networks are ordered by their rank inside their stratum (shuffled by
+    ``seed``) divided by the stratum's size, so every prefix of the order holds each stratum in proportion; the
+    fit set is the first ``n_fit``, the test set the next ``n_test`` (a smaller --test is a subset of a larger)."""
+    import numpy as np
+
+    if n_fit + n_test > len(df):
+        raise SystemExit(f"--fit {n_fit} + --test {n_test} exceeds the {len(df)} usable networks")
+    rng = np.random.default_rng(seed)
+    df = df.assign(stratum=strata_of(df["arch"]), key=rng.random(len(df)))
+    df["order"] = df.groupby("stratum")["key"].rank(method="first") / df.groupby("stratum")["key"].transform("size")
+    df = df.sort_values(["order", "key"]).reset_index(drop=True)
+    return df.iloc[:n_fit].reset_index(drop=True), df.iloc[n_fit:n_fit + n_test].reset_index(drop=True)
+
+
+def kernels_for(archs, cache: Path):
+    from toolkit.predict.nb201 import network_kernels
+
+    out = []
+    t0 = time.time()
+    built = 0
+    for i, arch in enumerate(archs):
+        before = time.time()
+        out.append(network_kernels(arch, cache_dir=cache))
+        if time.time() - before > 0.5:
+            built += 1
+        if (i + 1) % 50 == 0 or i + 1 == len(archs):
+            rate = built / max(1e-9, (time.time() - t0) / 60)
+            print(f"  kernels: {i + 1}/{len(archs)} networks ({built} converted, {rate:.1f} networks/min)",
+                  flush=True)
+    return out
+
+
+def metrics(pred, true):
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    rel = np.abs(pred - true) / true
+    return {"within_10pct": float(np.mean(rel <= 0.10)), "within_5pct": float(np.mean(rel <= 0.05)),
+            "rmse_ms": float(np.sqrt(np.mean((pred - true) ** 2))),
+            "kendall_tau": float(kendalltau(pred, true).statistic)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--device-column", required=True, help="e.g. raspi4_ms, pixel2_ms")
+    ap.add_argument("--fit", type=int, default=300)
+    ap.add_argument("--test", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", default=".ferminet-cache/nb201", help="folder for kernel JSON files")
+    ap.add_argument("--build-only", action="store_true", help="convert and cache the sample's kernels, no fit")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    import numpy as np
+
+    df = load(args.csv, args.device_column)
+    fit, test = sample(df, args.fit, args.test, args.seed)
+    cache = Path(args.cache)
+    print(f"sample: fit {len(fit)}, test {len(test)} (stratified by cell composition, seed {args.seed}); "
+          f"kernel cache {cache}")
+    t0 = time.time()
+    k_fit = kernels_for(list(fit["arch"]), cache)
+    k_test = kernels_for(list(test["arch"]), cache)
+    print(f"kernels ready in {time.time() - t0:.0f} s")
+    if args.build_only:
+        return 0
+
+    from toolkit.predict import LatencyPredictor, total_macs
+
+    t0 = time.time()
+    predictor = LatencyPredictor.fit_networks(k_fit, list(fit["latency_ms"]), device=args.device_column)
+    preds = [predictor.predict(k) for k in k_test]
+    y = np.asarray(test["latency_ms"], float)
+    mean = np.array([p.latency_ms for p in preds])
+    sigma = np.array([p.uncertainty_ms for p in preds])
+    m = metrics(mean, y)
+    in_band = float(np.mean(np.abs(mean - y) <= 2 * sigma))
+    print(f"predictor fitted in {time.time() - t0:.1f} s: {predictor.describe()}")
+
+    macs_fit = np.array([total_macs(k) for k in k_fit], float)
+    macs_test = np.array([total_macs(k) for k in k_test], float)
+    a, b = np.polyfit(macs_fit, np.asarray(fit["latency_ms"], float), 1)
+    base = metrics(a * macs_test + b, y)
+
+    print()
+    print(f"{'model':<22}{'within 10%':>12}{'within 5%':>12}{'RMSE ms':>10}{'Kendall tau':>13}")
+    print(f"{'kernel predictor':<22}{m['within_10pct']:>12.3f}{m['within_5pct']:>12.3f}{m['rmse_ms']:>10.3f}"
+          f"{m['kendall_tau']:>13.3f}")
+    print(f"{'MACs-only linear':<22}{base['within_10pct']:>12.3f}{base['within_5pct']:>12.3f}"
+          f"{base['rmse_ms']:>10.3f}{base['kendall_tau']:>13.3f}")
+    ratio = m["within_10pct"] / max(base["within_10pct"], 1e-9)
+    print(f"within-10% ratio predictor/baseline: {ratio:.2f}x; measured inside the predicted band "
+          f"(mean +- 2 sigma): {in_band:.3f}; median measured {np.median(y):.2f} ms")
+    print(f"within_10pct={m['within_10pct']:.3f} within_5pct={m['within_5pct']:.3f} rmse_ms={m['rmse_ms']:.3f} "
+          f"kendall_tau={m['kendall_tau']:.3f} macs_baseline_within_10pct={base['within_10pct']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

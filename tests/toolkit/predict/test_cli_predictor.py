@@ -1,0 +1,46 @@
+"""`ferminet predictor fit/eval` on a store of real host measurements, and `ferminet profile --predict`."""
+from __future__ import annotations
+
+import pytest
+
+from toolkit.cli.main import main
+from tests.toolkit.predict.conftest import ARCHS
+
+
+@pytest.fixture(scope="module")
+def store_with_host_profiles(nb201_files, tmp_path_factory):
+    from toolkit.store import Store
+    from toolkit.targets import HostTarget, ProfileOptions
+
+    db = tmp_path_factory.mktemp("store") / "ferminet.db"
+    target = HostTarget()
+    options = ProfileOptions(num_threads=1, num_runs=5, warmup_runs=1, measure_energy=False, op_profiling=True)
+    measurements = tuple(target.profile(nb201_files[a], options) for a in ARCHS)
+    with Store(db) as store:
+        store.record_run("profile", "test", {}, measurements=measurements)
+    return db
+
+
+def test_fit_eval_and_profile_predict(store_with_host_profiles, nb201_files, capsys):
+    db = store_with_host_profiles
+    assert main(["predictor", "fit", "--db", str(db), "--device", "host", "--members", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "5 networks" in out and "per-op times" in out and "saved to" in out
+    saved = db.parent / "predictor-host-latency_ms.joblib"
+    assert saved.is_file()
+    assert main(["predictor", "eval", "--db", str(db), "--device", "host"]) == 0
+    assert "5 measured networks of host" in capsys.readouterr().out
+    assert main(["profile", str(nb201_files[ARCHS[3]]), "--predict", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "predicted:host" in out and "not measured" in out
+
+
+def test_fit_without_measurements_is_one_clear_error(tmp_path, capsys):
+    from toolkit.store import Store
+
+    db = tmp_path / "empty.db"
+    with Store(db) as store:
+        store.start_run("profile")
+    assert main(["predictor", "fit", "--db", str(db), "--device", "pixel_6"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "device='pixel_6'" in err and "Measure more" in err
