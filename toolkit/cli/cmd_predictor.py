@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolkit.cli._common import add_db_argument, positive_int
+from toolkit.cli._common import positive_int
 
 
 def default_predictor_path(db: str, device: str, quantity: str) -> Path:
@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     for name, helptext in (("fit", "fit a predictor from the store's measurements of one device"),
                            ("eval", "compare a predictor's predictions with the store's measurements")):
         q = sub.add_parser(name, help=helptext, description=helptext)
-        add_db_argument(q)
+        q.add_argument("--db", default="ferminet.db",
+                       help="results store to read the measurements from (default: ./ferminet.db)")
         q.add_argument("--device", required=True,
                        help="device as the store names it: serial, host:port, 'host', or a source's profile "
                             "(e.g. pixel_6 for virtual:pixel_6)")
