@@ -137,7 +137,7 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     predictor = LatencyPredictor.fit_networks(k_fit, list(fit["latency_ms"]), device=args.device_column)
-    preds = [predictor.predict(k) for k in k_test]
+    preds = predictor.predict_many(k_test)
     y = np.asarray(test["latency_ms"], float)
     mean = np.array([p.latency_ms for p in preds])
     sigma = np.array([p.uncertainty_ms for p in preds])

@@ -141,7 +141,7 @@ def evaluate(predictor: LatencyPredictor, kernel_lists: list[tuple[Kernel, ...]]
 
     if not kernel_lists:
         raise InvalidArgumentError("Nothing to evaluate on: 0 measured networks")
-    preds = [predictor.predict(k) for k in kernel_lists]
+    preds = predictor.predict_many(kernel_lists)
     mean = np.array([p.value for p in preds])
     sigma = np.array([p.uncertainty for p in preds])
     y = np.asarray(values, float)

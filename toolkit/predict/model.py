@@ -222,22 +222,35 @@ class LatencyPredictor:
 
     def predict(self, kernels: Sequence[Kernel]) -> Prediction:
         """Predicted value of a network from its kernels (see :func:`toolkit.predict.read_kernels`)."""
+        return self.predict_many([kernels])[0]
+
+    def predict_many(self, kernel_lists: Sequence[Sequence[Kernel]]) -> list[Prediction]:
+        """:meth:`predict` for many networks at once (one regressor call per kernel type and member)."""
         if not self.members:
             raise InvalidArgumentError("This predictor has not been fitted; fit it (ferminet predictor fit) first")
-        kernels = list(kernels)
-        if not kernels:
-            raise InvalidArgumentError("A network with no kernels cannot be predicted. Received: 0 kernels")
-        kinds = [k.kind for k in kernels]
-        feats = np.array([k.features() for k in kernels], float)
-        totals = np.array([m.kernel_costs(kinds, feats).sum() + m.overhead for m in self.members])
-        value = float(totals[0] if len(totals) == 1 else np.mean(totals))
-        spread = float(np.std(totals)) if len(totals) > 1 else 0.0
-        uncertainty = math.sqrt(spread ** 2 + (self.residual_rel * value) ** 2)
-        unseen = sum(1 for k in kinds if k not in self.kinds)
-        if unseen:
-            uncertainty = math.sqrt(uncertainty ** 2 + (0.5 * value * unseen / len(kinds)) ** 2)
-        return Prediction(value=value, uncertainty=uncertainty, unit=QUANTITIES[self.quantity],
-                          quantity=self.quantity, source=self.source, kernels=len(kernels), unseen_kernels=unseen)
+        lists = [list(k) for k in kernel_lists]
+        for n, kernels in enumerate(lists):
+            if not kernels:
+                raise InvalidArgumentError(f"A network with no kernels cannot be predicted. Received: 0 kernels "
+                                           f"(network {n})")
+        flat = [k for kernels in lists for k in kernels]
+        owner = np.repeat(np.arange(len(lists)), [len(k) for k in lists])
+        kinds = [k.kind for k in flat]
+        feats = np.array([k.features() for k in flat], float)
+        totals = np.array([np.bincount(owner, weights=m.kernel_costs(kinds, feats), minlength=len(lists))
+                           + m.overhead for m in self.members])  # members x networks
+        out = []
+        for n, kernels in enumerate(lists):
+            value = float(np.mean(totals[:, n]))
+            spread = float(np.std(totals[:, n])) if len(self.members) > 1 else 0.0
+            uncertainty = math.sqrt(spread ** 2 + (self.residual_rel * value) ** 2)
+            unseen = sum(1 for k in kernels if k.kind not in self.kinds)
+            if unseen:
+                uncertainty = math.sqrt(uncertainty ** 2 + (0.5 * value * unseen / len(kernels)) ** 2)
+            out.append(Prediction(value=value, uncertainty=uncertainty, unit=QUANTITIES[self.quantity],
+                                  quantity=self.quantity, source=self.source, kernels=len(kernels),
+                                  unseen_kernels=unseen))
+        return out
 
     def predict_file(self, path: str | Path) -> Prediction:
         from toolkit.predict.kernels import read_kernels

@@ -29,7 +29,8 @@ def test_prediction_is_labelled_predicted_and_carries_an_uncertainty(fitted):
 
 def test_predictions_follow_the_measured_order(fitted):
     kernels, values, predictor = fitted
-    preds = [predictor.predict(k).value for k in kernels]
+    preds = [p.value for p in predictor.predict_many(kernels)]
+    assert preds == [predictor.predict(k).value for k in kernels]
     light, heavy = values.index(min(values)), values.index(max(values))
     assert preds[heavy] > 2 * preds[light]
 
@@ -55,3 +56,11 @@ def test_bad_fitting_input_names_the_value(fitted):
         LatencyPredictor.fit_networks(kernels, [0.0] * len(kernels), device="x")
     with pytest.raises(InvalidArgumentError, match="quantity"):
         LatencyPredictor.fit_networks(kernels, values, device="x", quantity="watts")
+
+
+def test_energy_is_predicted_the_same_way_in_mj(fitted):
+    kernels, values, _ = fitted
+    energy = LatencyPredictor.fit_networks(kernels, [0.8 * v for v in values], device="pixel_6",
+                                           quantity="energy_mj", members=3)
+    p = energy.predict(kernels[1])
+    assert p.unit == "mJ" and p.quantity == "energy_mj" and p.source == "predicted:pixel_6" and p.value > 0
