@@ -99,12 +99,15 @@ def _block(x, b: BlockSpec, num_classes: int, init, post_bn=_no_hook):
     return layers.Dense(num_classes, kernel_initializer=init(), name=f"{n}_dense")(x)
 
 
-def build_model(spec: ArchSpec, seed: int | None = None, *, post_bn=None, gate=None, extra_inputs=()):
+def build_model(spec: ArchSpec, seed: int | None = None, *, post_bn=None, gate=None, extra_inputs=(),
+                any_resolution: bool = False):
     """A fresh (randomly initialised) Keras model for ``spec``; ``seed`` makes the init reproducible.
 
-    The weight-sharing supernet (``toolkit.synthesis.supernet``) builds the same layers through the hooks:
-    ``post_bn(x, bn_name)`` after every batch norm, ``gate(block_input, block_output, block)`` around every block
-    (returns the tensor passed on), and ``extra_inputs`` (its mask inputs) after the image input.
+    With ``spec.resolution`` set, an ``input_resize`` layer (bilinear, as ``tf.image.resize``) first resizes the
+    image to that side. The weight-sharing supernet (``toolkit.synthesis.supernet``) builds the same layers through
+    the hooks: ``post_bn(x, bn_name)`` after every batch norm, ``gate(block_input, block_output, block)`` around
+    every block (returns the tensor passed on), ``extra_inputs`` (its mask inputs) after the image input, and
+    ``any_resolution`` (an input of any height and width, fed already resized; no resize layer).
 
     >>> model = build_model(get_prototype("resnet20", (28, 28, 1), 10), seed=0)   # doctest: +SKIP
     """
@@ -115,8 +118,13 @@ def build_model(spec: ArchSpec, seed: int | None = None, *, post_bn=None, gate=N
     def init():
         return keras.initializers.HeNormal(seed=None if seed is None else seed * 10_000 + next(counter))
 
-    inputs = keras.Input(spec.input_shape, name="input")
+    from keras import layers
+
+    shape = (None, None, spec.input_shape[-1]) if any_resolution else spec.input_shape
+    inputs = keras.Input(shape, name="input")
     x = inputs
+    if spec.resolution is not None and not any_resolution:
+        x = layers.Resizing(spec.resolution, spec.resolution, interpolation="bilinear", name="input_resize")(x)
     for block in spec.active_blocks:
         y = _block(x, block, spec.num_classes, init, post_bn or _no_hook)
         x = gate(x, y, block) if gate is not None else y

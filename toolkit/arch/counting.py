@@ -5,8 +5,9 @@ MACs of one inference (batch 1):
 - DepthwiseConv2D: H_out * W_out * C_in * depth_multiplier * k_h * k_w
 - SeparableConv2D: the depthwise part + H_out * W_out * C_in * depth_multiplier * C_out
 - Dense: in_features * units for every position of the leading dimensions
-Batch normalization, activations, pooling, Add, padding, reshaping and dropout count 0 MACs (they are
-element-wise or folded into the preceding conv by the converter). Biases are not multiplies.
+Batch normalization, activations, pooling, Add, padding, reshaping, dropout and resizing count 0 MACs (they are
+element-wise or folded into the preceding conv by the converter; a bilinear resize is a few multiplies per output
+pixel, like pooling). Biases are not multiplies.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ _ZERO_MAC = {
     "AveragePooling1D", "GlobalAveragePooling1D", "Add", "Subtract", "Multiply", "Average", "Maximum",
     "Minimum", "Concatenate", "ZeroPadding2D", "Cropping2D", "Reshape", "Flatten", "Dropout",
     "SpatialDropout2D", "Rescaling", "Normalization", "Identity", "UpSampling2D", "Permute", "RandomFlip",
-    "RandomTranslation", "RandomRotation", "RandomZoom", "GaussianNoise", "LayerNormalization",
+    "RandomTranslation", "RandomRotation", "RandomZoom", "GaussianNoise", "LayerNormalization", "Resizing",
 }
 
 

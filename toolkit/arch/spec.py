@@ -17,6 +17,9 @@ Block kinds
 
 ``enabled=False`` removes a block; only blocks whose output shape equals their input shape may be removed
 (see :meth:`BlockSpec.removable`).
+
+``ArchSpec.resolution`` (optional) is the side, in pixels, the input image is resized to (bilinear) before the
+first block: the network still takes ``input_shape`` images, and every block runs on the smaller grid.
 """
 from __future__ import annotations
 
@@ -68,8 +71,15 @@ class ArchSpec:
     input_shape: tuple[int, int, int]
     num_classes: int
     blocks: tuple[BlockSpec, ...] = field(default_factory=tuple)
+    resolution: int | None = None  # resize the input to resolution x resolution first; None = input_shape's own
 
     def __post_init__(self) -> None:
+        if self.resolution is not None and not 4 <= self.resolution <= min(self.input_shape[:2]):
+            raise InvalidArgumentError(
+                f"resolution must be between 4 and the input side {min(self.input_shape[:2])} (or None for the input's "
+                f"own). Received: resolution={self.resolution!r}")
+        if self.resolution is not None and tuple(self.input_shape[:2]) == (self.resolution, self.resolution):
+            object.__setattr__(self, "resolution", None)  # the input's own size: one spelling, one hash
         names = [b.name for b in self.blocks]
         if len(set(names)) != len(names):
             raise InvalidArgumentError(f"Block names must be unique. Received: {names}")
@@ -81,8 +91,11 @@ class ArchSpec:
         return tuple(b for b in self.blocks if b.enabled)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
-                "blocks": [asdict(b) for b in self.blocks]}
+        d = {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+             "blocks": [asdict(b) for b in self.blocks]}
+        if self.resolution is not None:  # absent when unused, so specs written before it existed read the same
+            d["resolution"] = self.resolution
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -90,8 +103,9 @@ class ArchSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "ArchSpec":
         try:
+            resolution = d.get("resolution")
             return cls(d["name"], tuple(int(x) for x in d["input_shape"]), int(d["num_classes"]),
-                       tuple(BlockSpec(**b) for b in d["blocks"]))
+                       tuple(BlockSpec(**b) for b in d["blocks"]), None if resolution is None else int(resolution))
         except (KeyError, TypeError) as exc:
             raise InvalidArgumentError(f"Not an architecture description: {exc}") from exc
 
@@ -101,8 +115,11 @@ class ArchSpec:
 
     def spec_hash(self) -> str:
         """12 hex digits identifying the architecture (active blocks only; the name is ignored)."""
-        body = json.dumps({"input_shape": list(self.input_shape), "num_classes": self.num_classes,
-                           "blocks": [asdict(b) for b in self.active_blocks]}, sort_keys=True)
+        fields = {"input_shape": list(self.input_shape), "num_classes": self.num_classes,
+                  "blocks": [asdict(b) for b in self.active_blocks]}
+        if self.resolution is not None:
+            fields["resolution"] = self.resolution
+        body = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
     def replace_block(self, name: str, **changes) -> "ArchSpec":

@@ -73,7 +73,10 @@ class Generator:
         d = json.loads(p.read_text())
         if d.get("format") != "ferminet-generator/1":
             raise InvalidArgumentError(f"{str(p)!r} is not a ferminet generator file")
-        space = DecisionSpace.from_prototype(ArchSpec.from_dict(d["prototype"]), tuple(d["width_options"]))
+        prototype = ArchSpec.from_dict(d["prototype"])
+        side = prototype.resolution or prototype.input_shape[0]
+        sides = next((x["options"] for x in d["decisions"] if x["kind"] == "resolution"), [side])
+        space = DecisionSpace.from_prototype(prototype, tuple(d["width_options"]), tuple(o / side for o in sides))
         return cls(space, {x["name"]: x["probs"] for x in d["decisions"]}, cycle=int(d["cycle"]))
 
 

@@ -79,6 +79,8 @@ class SynthesisConfig:
     data_seed: int | None = None  # which images are train / validation (default: seed); runs sharing a
     # prototype or a supernet must share it, so no image trained on is validated on
     width_options: tuple[float, ...] = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
+    # input resolutions the search may choose, as fractions of the input side ((1.0,): the input's own only)
+    resolution_options: tuple[float, ...] = (0.5, 0.625, 0.75, 0.875, 1.0)
     learning_rate: float = 2e-3
     supernet_learning_rate: float = 1e-3
 
@@ -129,7 +131,8 @@ class SynthesisConfig:
     def from_dict(cls, d: dict) -> "SynthesisConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
-        for key in ("requirements", "width_options"):
+        d.setdefault("resolution_options", (1.0,))  # a run saved before resolution was a decision searched none
+        for key in ("requirements", "width_options", "resolution_options"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -578,7 +581,7 @@ def _prototype(ctx: _Context, store, run_id: str, done: dict) -> CandidateResult
 
     cfg, out = ctx.config, ctx.out
     spec = get_prototype(cfg.prototype, ctx.test.input_shape, ctx.test.num_classes, cfg.prototype_width)
-    ctx.space = DecisionSpace.from_prototype(spec, cfg.width_options)
+    ctx.space = DecisionSpace.from_prototype(spec, cfg.width_options, cfg.resolution_options)
     proto_path = out / "prototype.keras"
     if "prototype" in done and proto_path.exists():
         proto = _from_row(done["prototype"])

@@ -9,6 +9,9 @@ skipped. Decisions:
 - ``keep:<block>``     keep or skip a block whose output shape equals its input shape within its group
 - ``kernel:<block>``   depthwise kernel size (3 or 5) of inverted-residual / depthwise-separable blocks
 - ``expansion:<block>`` expansion ratio of inverted-residual blocks, up to the prototype's
+- ``resolution:input`` the side the input image is resized to before the first block (a fraction of the input
+  side, rounded to an even number of pixels): every block then runs on a smaller grid, so MACs fall with its
+  square while no channel is lost (Once-for-All's elastic resolution). Only for square inputs.
 """
 from __future__ import annotations
 
@@ -18,19 +21,27 @@ from toolkit.arch.spec import ArchSpec, BlockSpec
 from toolkit.errors import InvalidArgumentError
 
 DEFAULT_WIDTHS = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
+DEFAULT_RESOLUTIONS = (0.5, 0.625, 0.75, 0.875, 1.0)  # fractions of the input side; (1.0,) = no decision
 _WIDTH_KINDS = ("conv_bn_relu", "depthwise_separable", "inverted_residual", "resnet_basic")
 
 
 @dataclass(frozen=True)
 class Decision:
     name: str  # "width:g1", "keep:s1b1", ...
-    kind: str  # width | keep | kernel | expansion
+    kind: str  # width | keep | kernel | expansion | resolution
     target: str  # group or block name
     options: tuple
 
 
 def _round_width(channels: int, fraction: float) -> int:
     return max(4, int(round(channels * fraction / 4.0)) * 4)
+
+
+def resolution_options(side: int, fractions: tuple[float, ...]) -> tuple[int, ...]:
+    """Distinct even pixel sides (at least 8) for ``fractions`` of ``side``, ascending; ``side`` itself included."""
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise InvalidArgumentError(f"resolution options must be fractions in (0, 1]. Received: {fractions!r}")
+    return tuple(sorted({side} | {max(8, int(round(side * f / 2.0)) * 2) for f in fractions if f < 1}))
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,8 @@ class DecisionSpace:
     groups: tuple[tuple[str, tuple[str, ...]], ...]  # (group name, block names)
 
     @classmethod
-    def from_prototype(cls, spec: ArchSpec, width_options: tuple[float, ...] = DEFAULT_WIDTHS) -> "DecisionSpace":
+    def from_prototype(cls, spec: ArchSpec, width_options: tuple[float, ...] = DEFAULT_WIDTHS,
+                       resolutions: tuple[float, ...] = DEFAULT_RESOLUTIONS) -> "DecisionSpace":
         if not width_options or any(not 0 < w <= 1 for w in width_options):
             raise InvalidArgumentError(f"width options must be fractions in (0, 1]. Received: {width_options!r}")
         groups: list[tuple[str, list[str]]] = []
@@ -68,7 +80,19 @@ class DecisionSpace:
                 options = tuple(e for e in (2, 4, 6) if e <= block.expansion)
                 decisions.append(Decision(f"expansion:{block.name}", "expansion", block.name, options))
             previous = block.name
+        height, width = spec.input_shape[:2]
+        sides = resolution_options(spec.resolution or height, resolutions)
+        if height == width and len(sides) > 1:
+            decisions.append(Decision("resolution:input", "resolution", "input", sides))
         return cls(spec, tuple(decisions), tuple((g, tuple(b)) for g, b in groups))
+
+    @property
+    def input_side(self) -> int:
+        """The side the prototype's blocks run at (its resolution, or its input's)."""
+        return self.prototype.resolution or self.prototype.input_shape[0]
+
+    def resolution_of(self, choices: dict[str, object]) -> int:
+        return int(choices.get("resolution:input", self.input_side))
 
     def group_of(self, block: str) -> str | None:
         return next((g for g, blocks in self.groups if block in blocks), None)
@@ -93,10 +117,11 @@ class DecisionSpace:
                 changes["expansion"] = int(choices[f"expansion:{b.name}"])
             blocks.append(replace(b, **changes))
         return ArchSpec(name or f"{self.prototype.name}_child", self.prototype.input_shape,
-                        self.prototype.num_classes, tuple(blocks))
+                        self.prototype.num_classes, tuple(blocks), self.resolution_of(choices))
 
     def uniform_width(self, fraction: float) -> dict[str, object]:
-        """Choices that scale every group by ``fraction`` and keep everything else as the prototype."""
+        """Choices that scale every group by ``fraction`` and keep everything else (resolution too) as the
+        prototype."""
         return {d.name: fraction for d in self.decisions if d.kind == "width"}
 
     def prototype_choices(self) -> dict[str, object]:
@@ -105,5 +130,6 @@ class DecisionSpace:
             block = next((b for b in self.prototype.blocks if b.name == d.target), None)
             choices[d.name] = {"width": 1.0, "keep": True,
                                "kernel": block.kernel if block else 3,
-                               "expansion": block.expansion if block else 1}[d.kind]
+                               "expansion": block.expansion if block else 1,
+                               "resolution": self.input_side}[d.kind]
         return choices

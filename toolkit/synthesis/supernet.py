@@ -4,9 +4,10 @@ After the prototype is trained it is trained once more as a *supernet*: the prot
 channel mask after every batch norm and a gate around every skippable block. A sub-network (one option per
 decision) is the supernet with the masks of its channels set (:func:`toolkit.synthesis.inherit.channel_plan`:
 within each width group the most important channels first) and its skipped blocks gated off
-(``out = in + g * (block(in) - in)``, g = 0). Masked-out channels are exact zeros, so the sub-network
-*extracted* from the supernet (its channels' weights sliced out by the same plan) computes what the masked
-supernet computed.
+(``out = in + g * (block(in) - in)``, g = 0), fed the image at its resolution (the supernet takes any height
+and width; the images are resized before they enter it). Masked-out channels are exact zeros, so the sub-network
+*extracted* from the supernet (its channels' weights sliced out by the same plan, its own resize layer in front)
+computes what the masked supernet computed.
 
 Training follows the sandwich rule with in-place distillation (Yu et al.'s slimmable networks / BigNAS,
 Once-for-All): every step trains the largest sub-network on the labels, and the smallest plus ``n_random``
@@ -103,7 +104,8 @@ class Supernet:
             return layers.Add(name=f"gate_{block.name}_out")([x_in, layers.Multiply(
                 name=f"gate_{block.name}_apply")([delta, r])])
 
-        self.model = build_model(space.prototype, seed=seed, post_bn=post_bn, gate=gate, extra_inputs=inputs)
+        self.model = build_model(space.prototype, seed=seed, post_bn=post_bn, gate=gate, extra_inputs=inputs,
+                                 any_resolution=True)
         self.input_names = [t.name for t in inputs]
         self.largest = space.prototype_choices()
         self.smallest = smallest_choices(space)
@@ -130,6 +132,23 @@ class Supernet:
         for block in self.gated:
             values[f"gate_{block}"] = np.array([[1.0 if enabled[block] else 0.0]], np.float32)
         return [values[name] for name in self.input_names]
+
+    def images(self, x, choices: dict):
+        """``x`` (a batch at the input's size) as sub-network ``choices`` sees it: resized to its resolution with
+        the resize its extracted model has in front (bilinear, ``tf.image.resize``)."""
+        import tensorflow as tf
+
+        side = self.space.resolution_of(choices)
+        if tuple(x.shape[1:3]) == (side, side):
+            return tf.convert_to_tensor(x)
+        return tf.image.resize(x, (side, side), method="bilinear")
+
+    def __call__(self, x, choices: dict, training: bool = False):
+        """The masked supernet's logits for sub-network ``choices`` on images ``x`` (input size)."""
+        import tensorflow as tf
+
+        masks = [tf.constant(m) for m in self.masks(choices)]
+        return self.model([self.images(x, choices), *masks], training=training)
 
     def extract(self, choices: dict, name: str | None = None):
         """The sub-network ``choices`` as a plain Keras model with the supernet's weights for its channels.
@@ -207,19 +226,19 @@ def train_supernet(sn: Supernet, x: np.ndarray, y: np.ndarray, epochs: int, fold
     n_sub = 2 + n_random
 
     @tf.function(reduce_retracing=True)
-    def step(xb, yb, stacked):
+    def step(images, yb, stacked):  # images[i]: the batch at sub-network i's resolution
         with tf.GradientTape() as tape:
-            logits = model([xb, *[m[0:1] for m in stacked]], training=True)
+            logits = model([images[0], *[m[0:1] for m in stacked]], training=True)
             loss = ce(yb, logits)
             soft = tf.stop_gradient(tf.nn.softmax(logits))
             for i in range(1, n_sub):
-                student = model([xb, *[m[i:i + 1] for m in stacked]], training=True)
+                student = model([images[i], *[m[i:i + 1] for m in stacked]], training=True)
                 loss += tf.reduce_mean(keras.losses.categorical_crossentropy(soft, student, from_logits=True))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss / n_sub
 
-    largest, smallest = sn.masks(sn.largest), sn.masks(sn.smallest)
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -233,9 +252,10 @@ def train_supernet(sn: Supernet, x: np.ndarray, y: np.ndarray, epochs: int, fold
             losses = []
             for s in range(steps):
                 idx = order[s * batch_size:(s + 1) * batch_size]
-                subnets = [largest, smallest] + [sn.masks(random_choices(sn.space, rng)) for _ in range(n_random)]
-                stacked = [np.concatenate(parts, axis=0) for parts in zip(*subnets)]
-                losses.append(float(step(tf.constant(x[idx]), tf.constant(y[idx]), stacked)))
+                subnets = [sn.largest, sn.smallest] + [random_choices(sn.space, rng) for _ in range(n_random)]
+                stacked = [np.concatenate(parts, axis=0) for parts in zip(*(sn.masks(c) for c in subnets))]
+                xb = tf.constant(x[idx])
+                losses.append(float(step([sn.images(xb, c) for c in subnets], tf.constant(y[idx]), stacked)))
                 if bar is not None:
                     bar.update(1)
             history.append(SupernetEpoch(epoch + 1, float(np.mean(losses)), time.perf_counter() - t0))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from toolkit.arch import build_model, count_macs, get_prototype
+from toolkit.arch import ArchSpec, build_model, count_macs, get_prototype
 from toolkit.errors import InvalidArgumentError
 from toolkit.synthesis import DecisionSpace, Generator, netscore, parse_requirement, parse_requirements, score
 from toolkit.synthesis.inherit import inherit_weights, l1_importance
@@ -52,6 +52,14 @@ def test_space_of_resnet20_and_uniform_width():
     assert [b.filters for b in quarter.blocks if b.kind == "resnet_basic"][::3] == [4, 8, 16]
     ratio = count_macs(build_model(get_prototype("resnet20"))) / count_macs(build_model(quarter))
     assert 14 < ratio < 18
+    assert space.decisions[-1].name == "resolution:input" and space.decisions[-1].options == (14, 18, 20, 24, 28)
+    half = space.apply({"resolution:input": 14})
+    assert half.resolution == 14 and space.apply(space.prototype_choices()).resolution is None
+    assert ArchSpec.from_json(half.to_json()) == half and half.spec_hash() != space.prototype.spec_hash()
+    # every block runs on a quarter of the positions (7x7 stage 3 becomes 4x4: "same" padding rounds up)
+    assert 3.5 < count_macs(build_model(get_prototype("resnet20"))) / count_macs(build_model(half)) < 4
+    assert not any(d.kind == "resolution" for d in DecisionSpace.from_prototype(get_prototype("resnet20"),
+                                                                                 resolutions=(1.0,)).decisions)
     mbv2 = DecisionSpace.from_prototype(get_prototype("mobilenetv2"))
     assert any(d.kind == "kernel" for d in mbv2.decisions) and any(d.kind == "expansion" for d in mbv2.decisions)
 
@@ -95,6 +103,27 @@ def test_full_width_inheritance_reproduces_the_parent_and_children_run(fmnist_sm
     pruned = build_model(small, seed=9)
     assert inherit_weights(parent, pruned, space, small, l1_importance(parent)) > 20
     assert pruned.predict(x, verbose=0).shape == (16, 10)
+
+
+def test_supernet_sub_networks_equal_their_extracted_int8_models(fmnist_small, tmp_path):
+    """Masked channels, gated blocks and a smaller input resolution in the supernet compute exactly what the
+    extracted sub-network (with its own resize layer) computes; that network converts to full int8."""
+    from toolkit.convert import convert_model
+    from toolkit.synthesis.supernet import Supernet, random_choices
+
+    spec = get_prototype("resnet20", (28, 28, 1), 10, width_multiplier=0.5)
+    space = DecisionSpace.from_prototype(spec)
+    sn = Supernet.from_prototype(build_model(spec, seed=0), space, l1_importance(build_model(spec, seed=0)))
+    x = fmnist_small.x_test[:8]
+    rng = np.random.default_rng(3)
+    picks = [random_choices(space, rng) for _ in range(6)] + [{**space.prototype_choices(), "resolution:input": 18}]
+    assert len({space.resolution_of(c) for c in picks}) >= 3
+    for choices in picks:
+        child, child_spec = sn.extract(choices)
+        assert child_spec.resolution == (None if space.resolution_of(choices) == 28 else space.resolution_of(choices))
+        assert np.allclose(sn(x, choices).numpy(), child(x, training=False).numpy(), atol=1e-5)
+    result = convert_model(child, fmnist_small, tmp_path / "r18.tflite", eval_samples=100)
+    assert result.fully_int8 and dict(result.op_histogram)["RESIZE_BILINEAR"] == 1
 
 
 def test_insights_prior_tilts_widths(fmnist_small):
