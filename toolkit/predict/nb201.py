@@ -11,8 +11,9 @@ node is the sum of its incoming edges. Ops: ``none`` (zero), ``skip_connect`` (i
 ``count_include_pad=False`` and TF's ``'same'`` padding both do).
 
 Which arithmetic: the Raspberry Pi 4 column comes from HW-NAS-Bench (Li et al., ICLR 2021). Its maintainer
-says the Raspi 4 latencies were measured with TensorFlow Lite on models re-written in Keras (GATECH-EIC/
-HW-NAS-Bench issue #1, 2021-02-18/19); no quantization is mentioned there, in the repository's README or
+says the Raspi 4 latencies were obtained with TensorFlow Lite, and recommends re-writing the models in Keras
+to get them (converting from PyTorch is not trivial) (GATECH-EIC/HW-NAS-Bench issue #1, 2021-02-18/19);
+no quantization is mentioned there, in the repository's README or
 in its code (searched: "tflite", "quantiz", "int8" — no hit; the measurement code for the Raspi 4 is not
 published). Full-integer quantization is what an Edge TPU needs, not a CPU; a Keras model converted with
 the default ``TFLiteConverter`` settings is float32. So we build float32 TFLite (no optimizations), and say
