@@ -128,10 +128,7 @@ class AndroidDevice:
         return ",".join(sorted(set(out))) or "unknown"
 
     def snapshot(self) -> "DeviceState":
-        battery = self.battery()
-        thermal = self.thermal()
-        return DeviceState(thermal.status_name, thermal.status, battery.level, battery.temperature_c, battery.plugged,
-                           self.governors(), max((t.value_c for t in thermal.temperatures), default=None))
+        return DeviceState.of(self.battery(), self.thermal(), self.governors())
 
 
 @dataclass(frozen=True)
@@ -145,6 +142,12 @@ class DeviceState:
     charger: str
     governor: str
     max_temp_c: float | None
+
+    @classmethod
+    def of(cls, battery: BatteryInfo, thermal: ThermalInfo, governor: str) -> "DeviceState":
+        """The state from readings already taken (e.g. the ones :meth:`AndroidDevice.info` made)."""
+        return cls(thermal.status_name, thermal.status, battery.level, battery.temperature_c, battery.plugged,
+                   governor, max((t.value_c for t in thermal.temperatures), default=None))
 
     def describe(self) -> str:
         return (f"thermal {self.thermal_status}, battery {self.battery_level}% {self.battery_temp_c}C "

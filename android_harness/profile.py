@@ -41,6 +41,8 @@ ODPM_GLOB = "/sys/bus/iio/devices/iio:device*/energy_value"
 # How long a baseline may be reused, and how far the battery may warm or cool meanwhile: see BaselineCache.
 DEFAULT_BASELINE_MAX_AGE_S = 120.0
 DEFAULT_BASELINE_TEMP_TOLERANCE_C = 1.0
+# Battery/thermal readings younger than this serve as the state before a run (temperatures move over minutes).
+READINGS_FRESH_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,7 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     started = time.perf_counter()
     warnings: list[str] = []
     info = device.info()
+    info_read = time.monotonic()
     reap_leftovers(device)  # a killed earlier run may have left a sampler or benchmark running
     host_binary, device_binary = resolve_binary(device, info.abi, benchmark_binary)
     binary_sha = None
@@ -266,9 +269,13 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
         pushed = push_cached(device, host_binary, kind="bin", suffix="", mode_exec=True)
         device_binary, binary_sha = pushed.remote_path, pushed.sha256
     model_push = push_cached(device, model_path)
-    # The state before the run doubles as the thermal gate's first reading: a cool phone is read once.
+    # The state before the run doubles as the thermal gate's first reading, and comes from the battery and thermal
+    # readings device.info() just made unless the pushes took a while: a cool phone is read once per run.
     gate = ThermalGate(device, thermal_timeout_s, battery_temp_max_c)
-    before = device.snapshot()
+    if time.monotonic() - info_read <= READINGS_FRESH_S:
+        before = DeviceState.of(info.battery, info.thermal, device.governors())
+    else:
+        before = device.snapshot()
     thermal_wait_s = 0.0
     if not gate.cool_enough(before.thermal_level, before.battery_temp_c):
         thermal_wait_s = gate.wait()

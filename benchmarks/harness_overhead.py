@@ -7,8 +7,9 @@ second push of the same model moves (target 0).
 
 Energy is measured two ways: a new idle baseline for every profile (what a single measurement does), and
 back-to-back profiles sharing one phone's baseline through a ``BaselineCache`` (what a measuring loop does):
-the first of those takes the baseline (its own row), the next ``--repeats`` reuse it while it is fresh (a run
-that finds it stale or the phone warmer takes a new one, counted in the "reused" column).
+the first of those takes the baseline (its own row), later ones reuse it while it is fresh (a run that finds it
+stale or the phone warmer takes a new one; the "reused" column counts). The configurations run interleaved,
+round by round, so a busy machine slows them alike.
 
     python benchmarks/harness_overhead.py [--secs 10] [--repeats 3]
 """
@@ -60,29 +61,31 @@ def main() -> int:
         first = push_cached(device, model)
         second = push_cached(device, model)
 
-        def measure(label, energy, repeats, baselines=None):
-            ratios, walls, timed, waits, reused = [], [], [], [], 0
-            for _ in range(repeats):
-                run = profile_on_device(device, model, BenchmarkOptions(num_threads=1, min_secs=args.secs),
-                                        measure_energy=energy, baselines=baselines)
-                b = run.benchmark
-                timed_s = b.inference_count * b.inference_avg_us / 1e6
-                # Waiting for the phone to cool is a guard, not overhead: reported apart.
-                walls.append(run.wall_s - run.thermal_wait_s)
-                waits.append(run.thermal_wait_s)
-                timed.append(timed_s)
-                ratios.append((run.wall_s - run.thermal_wait_s) / timed_s)
-                reused += bool(run.energy and run.energy.baseline_reused)
-            rows.append((label, statistics.median(walls), statistics.median(timed), statistics.median(ratios),
-                         statistics.median(waits), f"{reused}/{repeats}" if energy else "-"))
+        def measure(energy, baselines=None):
+            run = profile_on_device(device, model, BenchmarkOptions(num_threads=1, min_secs=args.secs),
+                                    measure_energy=energy, baselines=baselines)
+            b = run.benchmark
+            timed_s = b.inference_count * b.inference_avg_us / 1e6
+            # Waiting for the phone to cool is a guard, not overhead: reported apart.
+            wall = run.wall_s - run.thermal_wait_s
+            return wall, timed_s, wall / timed_s, run.thermal_wait_s, bool(run.energy and run.energy.baseline_reused)
 
-        measure("latency + energy, new 2 s baseline", True, args.repeats)
-        cache = BaselineCache()
-        measure("  back-to-back: first (takes baseline)", True, 1, cache)
-        measure("  back-to-back: next (reuse baseline)", True, args.repeats, cache)
-        measure("latency only", False, args.repeats)
-    print(f"virtual {args.profile}, --min_secs={args.secs:g}, median of {args.repeats} profiles each "
-          f"(back-to-back first: one profile)\n")
+        configs = {"latency + energy, new 2 s baseline": (True, None),
+                   "latency + energy, back-to-back (cache)": (True, BaselineCache()),
+                   "latency only": (False, None)}
+        results = {label: [] for label in configs}
+        opening = measure(True, configs["latency + energy, back-to-back (cache)"][1])  # fills the cache
+        # Rounds interleave the configurations, so a busy machine slows all of them alike.
+        for _ in range(args.repeats):
+            for label, (energy, cache) in configs.items():
+                results[label].append(measure(energy, cache))
+        for label, runs in results.items():
+            if label == "latency only":
+                rows.append(("  back-to-back: first (takes baseline)", *opening[:4], "0/1"))
+            rows.append((label, *(statistics.median(r[i] for r in runs) for i in range(4)),
+                         f"{sum(r[4] for r in runs)}/{len(runs)}" if configs[label][0] else "-"))
+    print(f"virtual {args.profile}, --min_secs={args.secs:g}, median of {args.repeats} profiles each, "
+          f"configurations interleaved round by round (back-to-back first: one profile, before the rounds)\n")
     print(f"{'configuration':<40}{'wall s':>8}{'timed s':>9}{'wall/timed':>12}{'cooling wait s':>16}{'reused':>8}"
           f"  target <= 1.3x")
     for label, wall, timed_s, ratio, wait, reused in rows:
