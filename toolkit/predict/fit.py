@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,12 @@ class Evaluation:
     kendall_tau: float
     in_band: float  # measured value inside mean +- 2 sigma
     unit: str
+
+
+def _op_name(label: str) -> str:
+    """The output tensor name in a stored per-op row: rows are labelled ``[<name>]:<position in the run>``."""
+    m = re.match(r"^\[(.*)\]:\d+$", label)
+    return m.group(1) if m else label
 
 
 def _matches(device: str, row_device: str | None, source: str | None) -> bool:
@@ -92,7 +99,7 @@ def store_samples(db: str | Path, device: str, quantity: str = "latency_ms") -> 
                     ops = json.loads(r["op_profile_json"] or "[]")
                 except ValueError:
                     ops = []
-                op_times = tuple((o.get("name", ""), float(o.get("avg_ms", 0.0))) for o in ops
+                op_times = tuple((_op_name(o.get("name", "")), float(o.get("avg_ms", 0.0))) for o in ops
                                  if o.get("name") and o.get("avg_ms", 0) > 0)
             out.append(StoreSample(model_path=str(model_path), value=float(value), source=source, op_times=op_times))
             seen.add(r["model_id"])
