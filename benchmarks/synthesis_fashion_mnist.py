@@ -109,7 +109,8 @@ def main() -> int:
     print(f"\nprototype resnet20: {proto.macs:,} MACs, int8 test top-1 {proto.test_top1:.2%} as trained"
           + (f", {ref.test_top1:.2%} with the finals' extra training" if ref else "")
           + f"; reference {reference_top1:.2%}")
-    header = (f"{'strategy':<10}{'network':<18}{'MACs':>12}{'x fewer':>8}{'params':>9}{'val top-1':>10}"
+    side = proto.choices.get("resolution:input", 28)
+    header = (f"{'strategy':<10}{'network':<18}{'res':>4}{'MACs':>12}{'x fewer':>8}{'params':>9}{'val top-1':>10}"
               f"{'test top-1':>11}{'drop pt':>8}{'proxy':>8}{'host ms':>9}{'mJ/inf':>9}  {'energy source':<15}"
               f"{'NetScore':>9}")
     print(header)
@@ -122,12 +123,13 @@ def main() -> int:
                 print(f"{strategy:<10}{c.candidate_id:<18}failed: {c.failure_reason}")
                 continue
             drop = (reference_top1 - c.test_top1) * 100
-            print(f"{strategy:<10}{c.candidate_id:<18}{c.macs:>12,}{proto.macs / c.macs:>8.1f}{c.params:>9,}"
+            resolution = c.choices.get("resolution:input", side)
+            print(f"{strategy:<10}{c.candidate_id:<18}{resolution:>4}{c.macs:>12,}{proto.macs / c.macs:>8.1f}{c.params:>9,}"
                   f"{c.int8_top1:>10.2%}{c.test_top1:>11.2%}{drop:>8.2f}"
                   f"{(c.proxy_top1 if c.proxy_top1 is not None else float('nan')):>8.2%}{c.latency_ms:>9.3f}"
                   f"{(c.energy_mj if c.energy_mj is not None else float('nan')):>9.4f}  {c.energy_source or 'n/a':<15}"
                   f"{c.score:>9.2f}")
-            finals.append({"candidate_id": c.candidate_id, "macs": c.macs, "params": c.params, "val_top1": c.int8_top1,
+            finals.append({"candidate_id": c.candidate_id, "resolution": resolution, "macs": c.macs, "params": c.params, "val_top1": c.int8_top1,
                            "test_top1": c.test_top1, "proxy_val_top1": c.proxy_top1, "latency_ms": c.latency_ms,
                            "latency_source": c.latency_source, "energy_mj": c.energy_mj,
                            "energy_source": c.energy_source, "netscore": c.score, "drop_pt": drop,
@@ -158,7 +160,13 @@ def main() -> int:
         print("P1 MISSED: no synthesized network within 1.0 pt on test"
               + (f"; closest {closest['candidate_id']}: {closest['drop_pt']:+.2f} pt at {closest['macs_ratio']:.1f}x"
                  if closest else ""))
-    if best:
+    # P2 compares the network P1 found, else gensynth's final with the best validation top-1 (chosen on validation)
+    contender = best or max(g.get("finals", []), key=lambda f: f["val_top1"], default=None)
+    if contender and not best:
+        print(f"P2 with gensynth's best final on validation instead: {contender['candidate_id']}, "
+              f"{contender['macs']:,} MACs, test {contender['test_top1']:.2%}")
+    if contender:
+        best = contender
         for strategy in strategies:
             if strategy == "gensynth":
                 continue

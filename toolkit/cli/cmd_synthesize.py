@@ -52,8 +52,8 @@ def print_candidates(rows, header: bool = True) -> None:
 # Options that define a run: on --resume they come from the run's run.json, so giving them is refused.
 _RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", "device", "require", "objective",
                  "strategy", "budget", "population", "prototype_epochs", "supernet_epochs", "supernet_from",
-                 "final_k", "final_epochs", "distill", "no_reference_retrain", "train_samples", "val_samples",
-                 "eval_samples", "threads", "seed", "data_seed")
+                 "final_k", "final_epochs", "final_lr", "resolutions", "distill", "no_reference_retrain",
+                 "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed")
 
 
 def register(subparsers) -> None:
@@ -89,6 +89,11 @@ def register(subparsers) -> None:
     p.add_argument("--final-k", type=positive_int, default=3, help="networks that get final training (default 3)")
     p.add_argument("--final-epochs", type=positive_int, default=None,
                    help="final-training epochs (default: --prototype-epochs, the prototype's budget)")
+    p.add_argument("--final-lr", type=float, default=4e-3,
+                   help="peak learning rate of final training, the reference's too (default 0.004)")
+    p.add_argument("--resolutions", type=_fractions, default=(0.5, 0.625, 0.75, 0.875, 1.0),
+                   help="input resolutions the search may choose, as fractions of the input side "
+                        "(default 0.5,0.625,0.75,0.875,1; 1 = the input's own only)")
     p.add_argument("--distill", action="store_true", help="final training also learns the prototype's predictions")
     p.add_argument("--no-reference-retrain", action="store_true",
                    help="judge finals against the prototype as trained, without giving it the finals' training")
@@ -108,6 +113,17 @@ def register(subparsers) -> None:
     p.add_argument("--db", default=None,
                    help="results store (default: ./ferminet.db; with --resume, the store the run recorded)")
     p.set_defaults(func=run, synthesize_parser=p)
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not 0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected fractions in (0, 1] separated by commas, e.g. 0.5,0.75,1; "
+                                         f"got {text!r}")
+    return values
 
 
 def _given(args: argparse.Namespace) -> list[str]:
@@ -138,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             strategy=args.strategy, cycles=args.cycles or 5, population=args.population or 8, budget_s=args.budget,
             prototype_epochs=args.prototype_epochs, supernet_epochs=args.supernet_epochs,
             supernet_path=args.supernet_from, final_k=args.final_k, final_epochs=args.final_epochs,
+            final_learning_rate=args.final_lr, resolution_options=args.resolutions,
             distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
             n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
             data_seed=args.data_seed)

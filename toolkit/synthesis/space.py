@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from toolkit.arch.spec import ArchSpec, BlockSpec
+from toolkit.arch.spec import ArchSpec
 from toolkit.errors import InvalidArgumentError
 
 DEFAULT_WIDTHS = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
