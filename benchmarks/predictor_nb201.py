@@ -13,6 +13,15 @@ MACs-only linear baseline, and the share of measurements inside the predicted ba
 Each network is built in Keras, converted to float32 TFLite and split into kernels; kernels are cached as
 JSON in ``--cache`` (default ``.ferminet-cache/nb201``), so a second run only fits. The last line is
 machine-readable.
+
+Result (2026-11-25, seed 0, fit 300 / test 1000, 2 busy cores, 1,300 conversions at ~30 networks/min):
+raspi4_ms ``within_10pct=0.656 within_5pct=0.447 rmse_ms=3.372 kendall_tau=0.860 macs_baseline_within_10pct=0.529``;
+pixel2_ms ``within_10pct=0.397 within_5pct=0.169 rmse_ms=3.251 kendall_tau=0.644 macs_baseline_within_10pct=0.381``.
+The issue's targets (>= 90 % within 10 %, tau >= 0.9) are not met. What the data allow: boosted trees on the
+complete cell description (30 edge-op indicators) fitted on 12,000 networks reach 70.0 % within 10 % on
+raspi4_ms and 46.9 % on pixel2_ms (3,284 held out); networks computing the same edges (dead ones aside) are
+within 10 % of their group's median latency for 63 % of them on the Raspberry Pi 4. Pixel 2 values are whole ms
+(median 15 ms: the rounding alone is +-3.3 % there, +-5 to +-12.5 % for the 11 % of networks under 10 ms).
 """
 from __future__ import annotations
 
@@ -82,15 +91,16 @@ def sample(df, n_fit: int, n_test: int, seed: int):
 def kernels_for(archs, cache: Path):
     from toolkit.predict.nb201 import network_kernels
 
+    def cached() -> int:
+        return len(list(cache.glob("nb201_*.json"))) if cache.is_dir() else 0
+
     out = []
     t0 = time.time()
-    built = 0
+    start = cached()
     for i, arch in enumerate(archs):
-        before = time.time()
         out.append(network_kernels(arch, cache_dir=cache))
-        if time.time() - before > 0.5:
-            built += 1
         if (i + 1) % 50 == 0 or i + 1 == len(archs):
+            built = cached() - start  # conversions this run (the rest came from the cache)
             rate = built / max(1e-9, (time.time() - t0) / 60)
             print(f"  kernels: {i + 1}/{len(archs)} networks ({built} converted, {rate:.1f} networks/min)",
                   flush=True)
