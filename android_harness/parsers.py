@@ -11,7 +11,7 @@ import csv
 import enum
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 # Prefixes a line may carry: "INFO: ", logcat ("11-20 10:00:00.123  1234  1234 I tflite  : ", "I tflite  : ").

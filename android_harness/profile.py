@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from android_harness.benchmark import BenchmarkOptions, command_line, resolve_binary
-from android_harness.deploy import PushResult, push_cached, sha256_file
+from android_harness.deploy import PushResult, push_cached
 from android_harness.device import AndroidDevice, DeviceInfo, DeviceState
 from android_harness.errors import HarnessError
 from android_harness.energy import (

@@ -11,7 +11,6 @@ reports a charging current instead.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import random

@@ -1,7 +1,6 @@
 """Profiling on the virtual phone end to end, and each fault the issue lists: one clear error each."""
 import shutil
 import threading
-import time
 
 import pytest
 

@@ -19,8 +19,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from toolkit import safe_io
 from toolkit.convert.interpreter import evaluate_tflite, inspect_tflite
 from toolkit.data import Dataset

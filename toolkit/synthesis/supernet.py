@@ -63,7 +63,7 @@ class SupernetTraining:
 
 
 def smallest_choices(space: DecisionSpace) -> dict:
-    """The cheapest option of every decision (narrowest, blocks skipped, smallest kernel/expansion)."""
+    """The cheapest option of every decision (narrowest, blocks skipped, smallest kernel/expansion/resolution)."""
     return {d.name: (False if d.kind == "keep" else min(d.options)) for d in space.decisions}
 
 
@@ -237,7 +237,6 @@ def train_supernet(sn: Supernet, x: np.ndarray, y: np.ndarray, epochs: int, fold
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss / n_sub
-
 
     bar = None
     if progress:

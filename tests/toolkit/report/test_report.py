@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import threading
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
