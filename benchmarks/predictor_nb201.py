@@ -107,17 +107,6 @@ def kernels_for(archs, cache: Path):
     return out
 
 
-def metrics(pred, true):
-    import numpy as np
-    from scipy.stats import kendalltau
-
-    pred, true = np.asarray(pred, float), np.asarray(true, float)
-    rel = np.abs(pred - true) / true
-    return {"within_10pct": float(np.mean(rel <= 0.10)), "within_5pct": float(np.mean(rel <= 0.05)),
-            "rmse_ms": float(np.sqrt(np.mean((pred - true) ** 2))),
-            "kendall_tau": float(kendalltau(pred, true).statistic)}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--csv", required=True)
@@ -144,32 +133,30 @@ def main(argv=None) -> int:
         return 0
 
     from toolkit.predict import LatencyPredictor, total_macs
+    from toolkit.predict.fit import evaluate, prediction_errors
 
     t0 = time.time()
     predictor = LatencyPredictor.fit_networks(k_fit, list(fit["latency_ms"]), device=args.device_column)
-    preds = predictor.predict_many(k_test)
     y = np.asarray(test["latency_ms"], float)
-    mean = np.array([p.latency_ms for p in preds])
-    sigma = np.array([p.uncertainty_ms for p in preds])
-    m = metrics(mean, y)
-    in_band = float(np.mean(np.abs(mean - y) <= 2 * sigma))
+    ev = evaluate(predictor, k_test, y)
+    m, in_band = {k: getattr(ev, k) for k in ("within_10pct", "within_5pct", "rmse", "kendall_tau")}, ev.in_band
     print(f"predictor fitted in {time.time() - t0:.1f} s: {predictor.describe()}")
 
     macs_fit = np.array([total_macs(k) for k in k_fit], float)
     macs_test = np.array([total_macs(k) for k in k_test], float)
     a, b = np.polyfit(macs_fit, np.asarray(fit["latency_ms"], float), 1)
-    base = metrics(a * macs_test + b, y)
+    base = prediction_errors(a * macs_test + b, y)
 
     print()
     print(f"{'model':<22}{'within 10%':>12}{'within 5%':>12}{'RMSE ms':>10}{'Kendall tau':>13}")
-    print(f"{'kernel predictor':<22}{m['within_10pct']:>12.3f}{m['within_5pct']:>12.3f}{m['rmse_ms']:>10.3f}"
+    print(f"{'kernel predictor':<22}{m['within_10pct']:>12.3f}{m['within_5pct']:>12.3f}{m['rmse']:>10.3f}"
           f"{m['kendall_tau']:>13.3f}")
     print(f"{'MACs-only linear':<22}{base['within_10pct']:>12.3f}{base['within_5pct']:>12.3f}"
-          f"{base['rmse_ms']:>10.3f}{base['kendall_tau']:>13.3f}")
+          f"{base['rmse']:>10.3f}{base['kendall_tau']:>13.3f}")
     ratio = m["within_10pct"] / max(base["within_10pct"], 1e-9)
     print(f"within-10% ratio predictor/baseline: {ratio:.2f}x; measured inside the predicted band "
           f"(mean +- 2 sigma): {in_band:.3f}; median measured {np.median(y):.2f} ms")
-    print(f"within_10pct={m['within_10pct']:.3f} within_5pct={m['within_5pct']:.3f} rmse_ms={m['rmse_ms']:.3f} "
+    print(f"within_10pct={m['within_10pct']:.3f} within_5pct={m['within_5pct']:.3f} rmse_ms={m['rmse']:.3f} "
           f"kendall_tau={m['kendall_tau']:.3f} macs_baseline_within_10pct={base['within_10pct']:.3f}")
     return 0
 

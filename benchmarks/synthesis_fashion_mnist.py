@@ -30,24 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float | None:
-    """Kendall's tau-b of two equally long lists (ties counted apart); None with fewer than 2 items."""
-    n = len(a)
-    concordant = discordant = ties_a = ties_b = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif (da > 0) == (db > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = ((concordant + discordant + ties_a) * (concordant + discordant + ties_b)) ** 0.5
-    return (concordant - discordant) / denominator if n >= 2 and denominator else None
+    """Kendall's tau-b of two equally long lists; None with fewer than 2 items."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic) if len(a) >= 2 else None
 
 
 def main() -> int:

@@ -142,20 +142,27 @@ def fit_from_store(db: str | Path, device: str, *, quantity: str = "latency_ms",
                                          op_times=op_times, members=members, seed=seed)
 
 
-def evaluate(predictor: LatencyPredictor, kernel_lists: list[tuple[Kernel, ...]], values: list[float]) -> Evaluation:
-    """How close ``predictor`` comes to measured ``values`` of the networks ``kernel_lists``."""
+def prediction_errors(predicted, measured) -> dict[str, float]:
+    """How close ``predicted`` values come to ``measured`` ones: the shares within +-10 % and +-5 % of the measured
+    value, the RMSE (in their unit) and Kendall's tau-b (NaN for fewer than 2 values)."""
     from scipy.stats import kendalltau
 
+    pred, y = np.asarray(predicted, float), np.asarray(measured, float)
+    rel = np.abs(pred - y) / y
+    return {"within_10pct": float(np.mean(rel <= 0.10)), "within_5pct": float(np.mean(rel <= 0.05)),
+            "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
+            "kendall_tau": float(kendalltau(pred, y).statistic) if len(y) > 1 else float("nan")}
+
+
+def evaluate(predictor: LatencyPredictor, kernel_lists: list[tuple[Kernel, ...]], values: list[float]) -> Evaluation:
+    """How close ``predictor`` comes to measured ``values`` of the networks ``kernel_lists``."""
     if not kernel_lists:
         raise InvalidArgumentError("Nothing to evaluate on: 0 measured networks")
     preds = predictor.predict_many(kernel_lists)
     mean = np.array([p.value for p in preds])
     sigma = np.array([p.uncertainty for p in preds])
     y = np.asarray(values, float)
-    rel = np.abs(mean - y) / y
-    tau = float(kendalltau(mean, y).statistic) if len(y) > 1 else float("nan")
-    return Evaluation(networks=len(y), within_10pct=float(np.mean(rel <= 0.10)), within_5pct=float(np.mean(rel <= 0.05)),
-                      rmse=float(np.sqrt(np.mean((mean - y) ** 2))), kendall_tau=tau,
+    return Evaluation(networks=len(y), **prediction_errors(mean, y),
                       in_band=float(np.mean(np.abs(mean - y) <= 2 * sigma)), unit=preds[0].unit)
 
 
