@@ -36,6 +36,7 @@ import numpy as np
 
 from toolkit.errors import InvalidArgumentError, ToolkitError
 from toolkit.synthesis.requirements import Requirement, check, parse_requirements
+from toolkit.synthesis.space import DEFAULT_RESOLUTIONS, DEFAULT_WIDTHS, check_fractions
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,9 @@ class SynthesisConfig:
     seed: int = 0  # the generator's samples
     data_seed: int | None = None  # which images are train / validation (default: seed); runs sharing a
     # prototype or a supernet must share it, so no image trained on is validated on
-    width_options: tuple[float, ...] = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
+    width_options: tuple[float, ...] = DEFAULT_WIDTHS
     # input resolutions the search may choose, as fractions of the input side ((1.0,): the input's own only)
-    resolution_options: tuple[float, ...] = (0.5, 0.625, 0.75, 0.875, 1.0)
+    resolution_options: tuple[float, ...] = DEFAULT_RESOLUTIONS
     learning_rate: float = 2e-3
     supernet_learning_rate: float = 1e-3
     # The final recipe's peak learning rate (the reference gets the same recipe). Chosen on validation: a 13x
@@ -115,10 +116,8 @@ class SynthesisConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise InvalidArgumentError(f"{name} must be a number > 0. Received: {name}={value!r}")
-        if not self.resolution_options or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1
-                                              for f in self.resolution_options):
-            raise InvalidArgumentError(f"resolution options must be fractions in (0, 1], e.g. 0.5,0.75,1. "
-                                       f"Received: resolution_options={self.resolution_options!r}")
+        check_fractions("width_options", self.width_options)
+        check_fractions("resolution_options", self.resolution_options)
         if self.budget_s is not None and not self.budget_s > 0:
             raise InvalidArgumentError(f"The budget must be > 0. Received: budget={self.budget_s!r}; e.g. --budget 60m")
         parse_requirements(self.requirements)

@@ -37,10 +37,15 @@ def _round_width(channels: int, fraction: float) -> int:
     return max(4, int(round(channels * fraction / 4.0)) * 4)
 
 
+def check_fractions(name: str, values) -> None:
+    """``values`` (width or resolution options) must be a non-empty sequence of numbers in (0, 1]."""
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1 for v in values):
+        raise InvalidArgumentError(f"{name} must be fractions in (0, 1], e.g. 0.5,0.75,1. Received: {name}={values!r}")
+
+
 def resolution_options(side: int, fractions: tuple[float, ...]) -> tuple[int, ...]:
     """Distinct even pixel sides (at least 8) for ``fractions`` of ``side``, ascending; ``side`` itself included."""
-    if not fractions or any(not 0 < f <= 1 for f in fractions):
-        raise InvalidArgumentError(f"resolution options must be fractions in (0, 1]. Received: {fractions!r}")
+    check_fractions("resolution_options", fractions)
     return tuple(sorted({side} | {max(8, int(round(side * f / 2.0)) * 2) for f in fractions if f < 1}))
 
 
@@ -53,8 +58,7 @@ class DecisionSpace:
     @classmethod
     def from_prototype(cls, spec: ArchSpec, width_options: tuple[float, ...] = DEFAULT_WIDTHS,
                        resolutions: tuple[float, ...] = DEFAULT_RESOLUTIONS) -> "DecisionSpace":
-        if not width_options or any(not 0 < w <= 1 for w in width_options):
-            raise InvalidArgumentError(f"width options must be fractions in (0, 1]. Received: {width_options!r}")
+        check_fractions("width_options", width_options)
         groups: list[tuple[str, list[str]]] = []
         last_width = None
         for block in spec.blocks:
