@@ -33,6 +33,8 @@ def register(subparsers) -> None:
         if name == "fit":
             q.add_argument("--out", default=None,
                            help="predictor file (default: predictor-<device>-<quantity>.joblib beside the store)")
+            q.add_argument("--force", action="store_true",
+                           help="replace an existing --out file that is not a ferminet predictor")
             q.add_argument("--members", type=positive_int, default=16,
                            help="bootstrap fits in the ensemble (its spread is the uncertainty; default 16)")
             q.set_defaults(func=run_fit)
@@ -44,10 +46,15 @@ def register(subparsers) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from toolkit.errors import InvalidArgumentError
+    from toolkit.predict import LatencyPredictor
     from toolkit.predict.fit import evaluate_on_store, fit_from_store
 
-    predictor = fit_from_store(args.db, args.device, quantity=args.quantity, members=args.members)
     out = Path(args.out) if args.out else default_predictor_path(args.db, args.device, args.quantity)
+    if out.is_dir() or (out.exists() and not args.force and not LatencyPredictor.is_predictor_file(out)):
+        raise InvalidArgumentError(f"--out {str(out)!r} already exists and is not a ferminet predictor; it is left "
+                                   f"as it is. Pass another --out, or --force to replace it")
+    predictor = fit_from_store(args.db, args.device, quantity=args.quantity, members=args.members)
     predictor.save(out)
     ev = evaluate_on_store(predictor, args.db)
     print(predictor.describe())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -279,6 +280,14 @@ class LatencyPredictor:
             "op_profiles": self.n_op_profiles, "residual_rel": self.residual_rel}, indent=1).encode())
         return path
 
+    @staticmethod
+    def is_predictor_file(path: str | Path) -> bool:
+        """True when ``path`` is a file :meth:`save` wrote (its JSON sidecar names this format)."""
+        try:
+            return json.loads(Path(f"{path}.json").read_text()).get("format") == FORMAT_VERSION
+        except (OSError, ValueError, AttributeError):
+            return False
+
     @classmethod
     def load(cls, path: str | Path) -> "LatencyPredictor":
         import joblib
@@ -286,6 +295,13 @@ class LatencyPredictor:
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"No predictor file. Received: {str(path)!r}; run `ferminet predictor fit` first")
+        # joblib files are pickles: loading one runs code it carries. Load only what this user wrote and no one
+        # else can change (as ssh does with its keys).
+        st = path.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            raise ModelFileError(f"{str(path)!r} is not owned by you or is writable by others, so it could carry "
+                                 f"someone else's code; refit it with `ferminet predictor fit` (or chmod go-w it if "
+                                 f"it is yours)")
         try:
             data = joblib.load(path)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means the file is not ours

@@ -37,6 +37,20 @@ def test_fit_eval_and_profile_predict(store_with_host_profiles, nb201_files, cap
     assert main(["profile", str(nb201_files[ARCHS[2]]), "--predict", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "predicted:host" in out and "not measured" in out
+    # A refit replaces its own predictor; a file that is not one is left alone unless --force.
+    assert main(["predictor", "fit", "--db", str(db), "--device", "host", "--members", "4"]) == 0
+    theirs = db.parent / "notes.txt"
+    theirs.write_text("mine")
+    for out_path in (theirs, db):
+        before = out_path.read_bytes()
+        assert main(["predictor", "fit", "--db", str(db), "--device", "host", "--out", str(out_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--force" in err and out_path.read_bytes() == before
+    # A predictor file others may write is not loaded (a pickle runs the code it carries).
+    saved.chmod(0o666)
+    assert main(["profile", str(nb201_files[ARCHS[2]]), "--predict", "--db", str(db)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "writable by others" in err
 
 
 def test_fit_without_measurements_is_one_clear_error(tmp_path, capsys):
