@@ -6,7 +6,9 @@
 """
 from toolkit.synthesis.generate import GenerateResult, generate, parse_seeds
 from toolkit.synthesis.generator import Generator
-from toolkit.synthesis.loop import STRATEGIES, CandidateResult, SynthesisConfig, SynthesisResult, run_synthesis
+from toolkit.synthesis.assess import CandidateResult
+from toolkit.synthesis.config import STRATEGIES, SynthesisConfig
+from toolkit.synthesis.loop import SynthesisResult, run_synthesis
 from toolkit.synthesis.objective import OBJECTIVES, netscore, score
 from toolkit.synthesis.requirements import Requirement, parse_requirement, parse_requirements
 from toolkit.synthesis.space import DecisionSpace

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import InvalidArgumentError, ToolkitError
-from toolkit.synthesis.loop import (CandidateResult, RunLock, SynthesisConfig, _assess, _build_evaluator, _Context,
-                                    _prototype, _reference, _search_reference, _train_final, _write_candidate,
-                                    read_run_file)
+from toolkit.synthesis.assess import CandidateResult, Context, assess, write_candidate
+from toolkit.synthesis.config import SynthesisConfig
+from toolkit.synthesis.finals import run_reference, train_final
+from toolkit.synthesis.loop import RunLock, _build_evaluator, _prototype, _search_reference, read_run_file
 from toolkit.synthesis.requirements import parse_requirements
 
 
@@ -86,7 +87,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else tuple(seeds)
     source_run = saved["run_id"]
     with RunLock(run):
-        ctx = _Context(config, run, parse_requirements(config.requirements))
+        ctx = Context(config, run, parse_requirements(config.requirements))
         ctx.progress = progress
         out = run / "generated"
         out.mkdir(exist_ok=True)
@@ -99,7 +100,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
             _build_evaluator(ctx, progress=False)
             _search_reference(ctx, store, source_run, done, proto)
             if finalize:
-                _reference(ctx, store, source_run, done, proto)
+                run_reference(ctx, store, source_run, done, proto)
             run_id = store.start_run("generate", command=f"generate {run} --seeds {','.join(map(str, seeds))}"
                                      + (" --finalize" if finalize else ""),
                                      options={"source_run": source_run, "seeds": list(seeds), "finalize": finalize})
@@ -109,7 +110,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
                 cid = f"seed-{seed}"
                 try:
                     model, spec = ctx.evaluator.proxy(sample.choices, name=f"{config.prototype}_{cid}")
-                    c, stored = _assess(ctx, model, spec, candidate_id=cid, cycle=0, strategy="generated", seed=seed,
+                    c, stored = assess(ctx, model, spec, candidate_id=cid, cycle=0, strategy="generated", seed=seed,
                                         choices=sample.choices, phase="search", reference=ctx.search_reference,
                                         folder=out)
                 except ToolkitError as exc:
@@ -117,7 +118,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
                                                 f"{type(exc).__name__}: {exc}", choices=sample.choices), None
                 if finalize or not c.feasible:
                     c = _discard_files(c)
-                _write_candidate(store, run_id, c, sample.spec.to_json(), stored)
+                write_candidate(store, run_id, c, sample.spec.to_json(), stored)
                 sampled.append(c)
                 if not finalize:
                     networks.append(c)
@@ -125,8 +126,8 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
                 fid = f"seed-{seed}-final"
                 ref = ctx.final_reference
                 try:
-                    model, spec = _train_final(ctx, sample.choices, f"{config.prototype}_{fid}")
-                    f, stored = _assess(ctx, model, spec, candidate_id=fid, cycle=0, strategy="generated", seed=seed,
+                    model, spec = train_final(ctx, sample.choices, f"{config.prototype}_{fid}")
+                    f, stored = assess(ctx, model, spec, candidate_id=fid, cycle=0, strategy="generated", seed=seed,
                                         choices=sample.choices, phase="final", reference=ref.int8_top1,
                                         test_reference=ref.test_top1, folder=out, parent=cid,
                                         proxy_top1=c.int8_top1)
@@ -136,7 +137,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
                                                 phase="final", parent=cid), None
                 if not (f.feasible and f.test_feasible):
                     f = _discard_files(f)
-                _write_candidate(store, run_id, f, sample.spec.to_json(), stored)
+                write_candidate(store, run_id, f, sample.spec.to_json(), stored)
                 networks.append(f)
             store.finish_run(run_id)
     return GenerateResult(run_id, source_run, str(out), tuple(networks), tuple(sampled))

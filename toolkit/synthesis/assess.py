@@ -1,0 +1,201 @@
+"""One network, evaluated: convert to int8 (validated on the validation split), measure on the target, score U,
+judge the requirements, and the store rows that keep it. Search candidates, the prototype, the reference and the
+finals all go through :func:`assess`; only reported networks (``phase != "search"``) are read on the test split.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.synthesis.config import SynthesisConfig
+from toolkit.synthesis.requirements import Requirement, check
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """One evaluated network. ``int8_top1`` is on the validation split (what decisions use); ``test_top1`` is
+    set only for reported networks (prototype, reference, finals). ``feasible`` is the requirement indicator on
+    validation; ``test_feasible`` the same requirements judged on the test split (finals and prototype)."""
+
+    candidate_id: str
+    cycle: int
+    strategy: str
+    seed: int | None
+    spec_hash: str
+    status: str  # "ok" | "failed"
+    failure_reason: str | None
+    float_top1: float | None = None
+    int8_top1: float | None = None
+    macs: int | None = None
+    params: int | None = None
+    size_kb: float | None = None
+    latency_ms: float | None = None
+    latency_source: str | None = None
+    energy_mj: float | None = None
+    energy_source: str | None = None
+    score: float | None = None
+    feasible: bool = False
+    violation: float = 0.0
+    keras_path: str | None = None
+    tflite_path: str | None = None
+    choices: dict = field(default_factory=dict)
+    phase: str = "search"
+    test_top1: float | None = None
+    test_feasible: bool | None = None
+    parent: str | None = None  # a final's search candidate
+    proxy_top1: float | None = None  # a final's search-time (proxy) validation top-1
+    energy_below_resolution: bool = False  # energy_mj is None: the net energy was under the measurement's floor
+    energy_resolution_mj: float | None = None
+
+
+class Context:
+    """What every evaluation needs: the three splits, the target, the prototype, the evaluator."""
+
+    def __init__(self, config: SynthesisConfig, out: Path, requirements: tuple[Requirement, ...]):
+        from toolkit.data import load_dataset
+        from toolkit.targets import get_target
+
+        self.config = config
+        self.out = out
+        self.requirements = requirements
+        data = load_dataset(config.dataset, path=config.data_path, n_train=config.n_train, seed=config.split_seed)
+        data = data.holdout(min(config.n_val, len(data.x_train) // 5), seed=config.split_seed)
+        self.test = data  # the test split: read only by report_on_test
+        # Training sees train; anything a trainer evaluates on the side is the validation split, never test.
+        self.train_data = data.validation_as_test()
+        self.search_data = data.validation_as_test(config.n_eval)
+        rng = np.random.default_rng(config.split_seed)
+        self.recal_x = data.x_train[rng.choice(len(data.x_train), min(config.recal_samples, len(data.x_train)),
+                                               replace=False)]
+        kwargs = {"device": config.device} if config.target == "android" else {}
+        self.target = get_target(config.target, **kwargs)
+        if config.target == "android":
+            self.target.device.info()  # an unreachable phone fails now, not after training the prototype
+        self.prototype_model = None
+        self.importance: dict[str, np.ndarray] = {}
+        self.space = None
+        self.evaluator = None
+        self.op_profile: tuple = ()  # the target's per-op profile of the prototype (empty: cost from MACs)
+        self.search_reference: float | None = None  # proxy top-1 of the prototype architecture (validation)
+        self.final_reference: CandidateResult | None = None
+        self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
+        self.progress = False
+
+
+def _metrics(top1: float | None, reference: float | None, c: CandidateResult) -> dict[str, float | None]:
+    drop = None if (top1 is None or reference is None) else (reference - top1) * 100.0
+    return {"accuracy": top1, "accuracy_drop": drop, "latency_ms": c.latency_ms, "energy_mj": c.energy_mj,
+            "size_kb": c.size_kb, "macs": c.macs, "params": c.params}
+
+
+def assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy: str, seed: int | None,
+            choices: dict, phase: str, reference: float | None, test_reference: float | None = None,
+            folder: Path | None = None, **extra) -> tuple[CandidateResult, tuple]:
+    """Convert (int8, validated on validation), measure, score; for reported phases also top-1 on test, once."""
+    from toolkit.arch import count_macs, count_params
+    from toolkit.convert import convert_model
+    from toolkit.provenance import file_sha256
+    from toolkit.store import ModelRecord
+    from toolkit.synthesis.objective import score
+    from toolkit.targets import ProfileOptions
+
+    cfg = ctx.config
+    folder = folder or ctx.out / ("candidates" if phase == "search" else "finals")
+    folder.mkdir(parents=True, exist_ok=True)
+    keras_path = None
+    if phase != "search":
+        keras_path = folder / f"{candidate_id}.keras"
+        model.save(keras_path)
+    tflite_path = folder / f"{candidate_id}_int8.tflite"
+    conv = convert_model(model, ctx.search_data, tflite_path, mode="int8")
+    macs, params = count_macs(model), count_params(model)
+    # On a phone the energy needs a run long enough for the power sampler (>= 1 s at ~20 Hz).
+    min_secs = 1.0 if cfg.target == "android" else 0.0
+    m = ctx.target.profile(tflite_path, ProfileOptions(num_threads=cfg.threads, num_runs=cfg.profile_runs,
+                                                       warmup_runs=5, min_secs=min_secs))
+    m = dataclasses.replace(m, macs=macs)
+    energy = m.energy
+    test_top1 = report_on_test(ctx, tflite_path) if phase != "search" else None
+    result = CandidateResult(
+        candidate_id=candidate_id, cycle=cycle, strategy=strategy, seed=seed, spec_hash=spec.spec_hash(),
+        status="ok", failure_reason=None, float_top1=conv.keras_top1, int8_top1=conv.tflite_top1, macs=macs,
+        params=params, size_kb=conv.size_kb, latency_ms=m.latency.median_ms, latency_source=m.source,
+        energy_mj=energy.energy_per_inference_mj if energy else None,
+        energy_source=energy.source if energy else None, keras_path=str(keras_path) if keras_path else None,
+        energy_below_resolution=bool(energy and energy.below_resolution),
+        energy_resolution_mj=energy.resolution_mj if energy else None,
+        tflite_path=str(tflite_path), choices=choices, phase=phase, test_top1=test_top1, **extra)
+    # Without a reference the network is its own (the prototype): its drop is 0.
+    reference = conv.tflite_top1 if reference is None else reference
+    missing = m.unmeasured()  # e.g. an energy below resolution: never meets an energy bound
+    ok, reason, violation = check(ctx.requirements, _metrics(conv.tflite_top1, reference, result), missing)
+    test_ok = None
+    if test_top1 is not None:
+        test_reference = test_top1 if test_reference is None else test_reference
+        test_ok, test_reason, _ = check(ctx.requirements, _metrics(test_top1, test_reference, result), missing)
+        if not test_ok and ok:
+            reason = f"on test: {test_reason}"
+    u = score(cfg.objective, conv.tflite_top1, params, macs, m.latency.median_ms, result.energy_mj)
+    result = dataclasses.replace(result, score=u, feasible=ok, violation=violation, test_feasible=test_ok,
+                                 failure_reason=None if ok and test_ok is not False
+                                 else f"requirements not met: {reason}")
+    record = ModelRecord(model_id=file_sha256(tflite_path), path=str(tflite_path.resolve()), format="tflite",
+                         name=f"{strategy}:{candidate_id}", quantization="int8", size_kb=conv.size_kb, macs=macs,
+                         params=params, dataset=ctx.test.name, keras_top1=conv.keras_top1,
+                         tflite_top1=conv.tflite_top1, accuracy_drop_pt=conv.drop_pt,
+                         eval_samples=conv.eval_samples, spec_json=spec.to_json())
+    return result, (record, m)
+
+
+def report_on_test(ctx: Context, tflite_path: Path) -> float:
+    """int8 top-1 on the whole test split: called once per reported network, never during the search."""
+    from toolkit.convert.interpreter import evaluate_tflite
+
+    return evaluate_tflite(tflite_path, ctx.test.x_test, ctx.test.y_test, num_threads=ctx.config.threads)
+
+
+def write_candidate(store, run_id: str, c: CandidateResult, spec_json: str | None, rows: tuple | None) -> None:
+    with store.transaction() as conn:
+        model_id = None
+        if rows:
+            record, measurement = rows
+            store._insert_measurement(conn, measurement, run_id, record)
+            model_id = record.model_id
+        # float_top1 / int8_top1 / requirements_met are on the validation split (top1_split); test_top1 and
+        # test_requirements_met only exist for reported networks (phase prototype, reference, final).
+        conn.execute(
+            "INSERT INTO candidates(run_id, candidate_id, cycle, strategy, seed, parent, spec_hash, spec_json, status,"
+            " failure_reason, float_top1, int8_top1, macs, params, size_kb, latency_ms, energy_mj, energy_source,"
+            " latency_source, score, requirements_met, model_id, phase, top1_split, test_top1,"
+            " test_requirements_met, proxy_top1, extra_json, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, c.candidate_id, c.cycle, c.strategy, c.seed, c.parent or ("prototype" if c.cycle >= 0 else None),
+             c.spec_hash, spec_json, c.status, c.failure_reason, c.float_top1, c.int8_top1, c.macs, c.params,
+             c.size_kb, c.latency_ms, c.energy_mj, c.energy_source, c.latency_source, c.score, int(c.feasible),
+             model_id, c.phase, "validation", c.test_top1,
+             None if c.test_feasible is None else int(c.test_feasible), c.proxy_top1,
+             json.dumps({"choices": c.choices, "violation": c.violation, "keras_path": c.keras_path,
+                         "tflite_path": c.tflite_path, "energy_below_resolution": c.energy_below_resolution,
+                         "energy_resolution_mj": c.energy_resolution_mj}, default=str), time.time()))
+
+
+def candidate_from_row(row) -> CandidateResult:
+    extra = json.loads(row["extra_json"] or "{}")
+    return CandidateResult(
+        candidate_id=row["candidate_id"], cycle=row["cycle"], strategy=row["strategy"], seed=row["seed"],
+        spec_hash=row["spec_hash"], status=row["status"], failure_reason=row["failure_reason"],
+        float_top1=row["float_top1"], int8_top1=row["int8_top1"], macs=row["macs"], params=row["params"],
+        size_kb=row["size_kb"], latency_ms=row["latency_ms"], latency_source=row["latency_source"],
+        energy_mj=row["energy_mj"], energy_source=row["energy_source"], score=row["score"],
+        feasible=bool(row["requirements_met"]), violation=float(extra.get("violation", 0.0)),
+        keras_path=extra.get("keras_path"), tflite_path=extra.get("tflite_path"), choices=extra.get("choices", {}),
+        phase=row["phase"] or "search", test_top1=row["test_top1"],
+        test_feasible=None if row["test_requirements_met"] is None else bool(row["test_requirements_met"]),
+        parent=row["parent"] if row["phase"] == "final" else None, proxy_top1=row["proxy_top1"],
+        energy_below_resolution=bool(extra.get("energy_below_resolution")),
+        energy_resolution_mj=extra.get("energy_resolution_mj"))

@@ -1,0 +1,107 @@
+"""Final training: the networks the search chose get the final recipe, and so does the prototype architecture
+(the reference), so no network wins by having been trained longer. Only finals are "synthesized networks";
+requirements are judged on them, on validation and, once, on test."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from toolkit.errors import ToolkitError
+from toolkit.synthesis.assess import CandidateResult, Context, assess, candidate_from_row, report_on_test, \
+    write_candidate
+
+log = logging.getLogger(__name__)
+
+
+def choose_finals(results, k: int) -> list[CandidateResult]:
+    """Up to ``k`` distinct architectures: the best U among those whose proxy meets the requirements, then the
+    closest to meeting them (least total violation, then best U). Validation numbers only."""
+    ok = [c for c in results if c.status == "ok" and c.score is not None]
+    ranked = sorted((c for c in ok if c.feasible), key=lambda c: -c.score) + \
+        sorted((c for c in ok if not c.feasible), key=lambda c: (c.violation, -c.score))
+    chosen, seen = [], set()
+    for c in ranked:
+        if c.spec_hash not in seen:
+            chosen.append(c)
+            seen.add(c.spec_hash)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def best_final(finals) -> CandidateResult | None:
+    """The final with the best validation U among those meeting the requirements on validation."""
+    ok = [c for c in finals if c.status == "ok" and c.feasible and c.score is not None]
+    return max(ok, key=lambda c: c.score) if ok else None
+
+
+def train_final(ctx: Context, choices: dict, name: str):
+    """The final recipe: the evaluator's weights for ``choices``, then the prototype's epochs (or
+    ``final_epochs``) on its data at ``final_learning_rate``."""
+    from toolkit.train import TrainBudget, train
+
+    cfg = ctx.config
+    model, spec = ctx.evaluator.start(choices, name=name)
+    teacher = ctx.prototype_model if cfg.distill else None
+    train(model, ctx.train_data, TrainBudget(epochs=cfg.final_epochs or cfg.prototype_epochs),
+          learning_rate=cfg.final_learning_rate, seed=cfg.seed, progress=ctx.progress, teacher=teacher)
+    return model, spec
+
+
+def run_reference(ctx: Context, store, run_id: str, done: dict,
+               proto: CandidateResult) -> tuple[CandidateResult, CandidateResult | None]:
+    """Set the accuracy finals are judged against: the stronger (on validation) of the prototype as trained and
+    the prototype architecture given the finals' extra training (``retrain_reference``). Reads the prototype's
+    test top-1 (once). Returns (prototype with its test top-1, the retrained reference or None)."""
+    cfg = ctx.config
+    if proto.test_top1 is None:
+        proto = dataclasses.replace(proto, test_top1=report_on_test(ctx, Path(proto.tflite_path)))
+        with store.transaction() as conn:
+            conn.execute("UPDATE candidates SET test_top1=? WHERE run_id=? AND candidate_id=?",
+                         (proto.test_top1, run_id, "prototype"))
+    reference = None
+    if cfg.retrain_reference:
+        cid = "reference"
+        if cid in done:
+            reference = candidate_from_row(done[cid])
+        else:
+            choices = ctx.space.prototype_choices()
+            model, spec = train_final(ctx, choices, f"{cfg.prototype}_{cid}")
+            try:
+                reference, rows = assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy,
+                                          seed=None, choices=choices, phase="reference", reference=None)
+            except ToolkitError as exc:  # e.g. the phone went away: judge against the prototype as trained
+                log.warning("the reference could not be evaluated (%s); finals are judged against the prototype", exc)
+                reference, rows = CandidateResult(cid, -1, cfg.strategy, None, spec.spec_hash(), "failed",
+                                                  f"{type(exc).__name__}: {exc}", choices=choices,
+                                                  phase="reference"), None
+            write_candidate(store, run_id, reference, spec.to_json(), rows)
+    usable = reference is not None and reference.status == "ok"
+    stronger = reference if usable and reference.int8_top1 > proto.int8_top1 else proto
+    ctx.final_reference = stronger
+    return proto, reference
+
+
+def run_finals(ctx: Context, store, run_id: str, done: dict, results) -> list[CandidateResult]:
+    cfg = ctx.config
+    ref = ctx.final_reference
+    finals = []
+    for parent in choose_finals(results, cfg.final_k):
+        cid = f"final-{parent.candidate_id}"  # a resumed or extended run reuses a final only for the same parent
+        if cid in done:
+            finals.append(candidate_from_row(done[cid]))
+            continue
+        try:
+            model, spec = train_final(ctx, parent.choices, f"{cfg.prototype}_{cid}")
+            c, rows = assess(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy,
+                              seed=parent.seed, choices=parent.choices, phase="final", reference=ref.int8_top1,
+                              test_reference=ref.test_top1, parent=parent.candidate_id, proxy_top1=parent.int8_top1)
+        except ToolkitError as exc:
+            log.warning("final %s failed: %s", cid, exc)
+            c, rows = CandidateResult(cid, parent.cycle, cfg.strategy, parent.seed, parent.spec_hash, "failed",
+                                      f"{type(exc).__name__}: {exc}", choices=parent.choices, phase="final",
+                                      parent=parent.candidate_id, proxy_top1=parent.int8_top1), None
+        write_candidate(store, run_id, c, ctx.space.apply(parent.choices).to_json(), rows)
+        finals.append(c)
+    return finals
