@@ -35,7 +35,8 @@ setup(
     ],
     extras_require={
         "export": ["mediapipe>=0.10"],
-        "test": ["pytest>=7.4", "mediapipe>=0.10"],
+        "ray": ["ray>=2.50"],  # toolkit.scale: synthesize --executor ray, ferminet agent (phones as Ray resources)
+        "test": ["pytest>=7.4", "mediapipe>=0.10", "ray>=2.50"],
     },
     entry_points={"console_scripts": ["ferminet=toolkit.cli.main:main"]},
 )
