@@ -28,5 +28,14 @@ def get_target(name: str = "host", **kwargs) -> Target:
     raise InvalidArgumentError(f"Unknown target {name!r}. Use one of {', '.join(TARGETS)}")
 
 
-__all__ = ["EnergyResult", "HostTarget", "LatencyStats", "Measurement", "OpStat", "PowerSample",
-           "ProfileOptions", "RailEnergy", "TARGETS", "Target", "energy_text", "get_target"]
+def __getattr__(name: str):
+    # The phone farm needs android_harness (through the Android target): imported on first use only.
+    if name in ("PhoneFarm", "PhoneStatus"):
+        from toolkit.targets import farm
+
+        return getattr(farm, name)
+    raise AttributeError(f"module 'toolkit.targets' has no attribute {name!r}")
+
+
+__all__ = ["EnergyResult", "HostTarget", "LatencyStats", "Measurement", "OpStat", "PhoneFarm", "PhoneStatus",
+           "PowerSample", "ProfileOptions", "RailEnergy", "TARGETS", "Target", "energy_text", "get_target"]

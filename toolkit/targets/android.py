@@ -7,9 +7,15 @@ import json
 from pathlib import Path
 
 from android_harness.benchmark import BenchmarkOptions
-from android_harness.connection import connect
+from android_harness.connection import connect, server_serials
 from android_harness.device import AndroidDevice
-from android_harness.errors import CommandTimeoutError, ConnectionLostError, HarnessError, ThermalGateError
+from android_harness.errors import (
+    CommandTimeoutError,
+    ConnectionLostError,
+    DeviceNotFoundError,
+    HarnessError,
+    ThermalGateError,
+)
 from android_harness.parsers import BenchmarkResult
 from android_harness.profile import (
     DEFAULT_BASELINE_MAX_AGE_S,
@@ -86,6 +92,21 @@ class AndroidTarget(Target):
             self._device = AndroidDevice(connect(self.serial, backend=self.backend, adb_server=self.adb_server))
         return self._device
 
+    def info(self):
+        """The phone's :class:`android_harness.device.DeviceInfo` (model, SoC, battery, thermal), read now; a phone
+        that cannot be reached raises DeviceError (``transient``: it may answer later)."""
+        try:
+            return self.device.info()
+        except HarnessError as exc:
+            raise DeviceError(str(exc), exit_code=exc.exit_code, transient=isinstance(
+                exc, (ConnectionLostError, CommandTimeoutError, DeviceNotFoundError))) from exc
+
+    def close(self) -> None:
+        """Drop the connection (the next call reconnects). Never raises."""
+        device, self._device = self._device, None
+        if device is not None:
+            device.conn.close()
+
     def profile(self, tflite_path: str | Path, options: ProfileOptions | None = None) -> Measurement:
         options = options or ProfileOptions()
         path = check_tflite_file(tflite_path).resolve()
@@ -102,9 +123,10 @@ class AndroidTarget(Target):
                                     baselines=self.baselines)
         except HarnessError as exc:
             # The boundary: callers handle one error root (ToolkitError); the harness error stays the cause, and
-            # its exit code is kept. A lost phone, a timeout or a hot phone may pass when tried again.
+            # its exit code is kept. A lost (or not yet reconnected) phone, a timeout or a hot phone may pass when
+            # tried again.
             raise DeviceError(str(exc), exit_code=exc.exit_code, transient=isinstance(
-                exc, (ConnectionLostError, CommandTimeoutError, ThermalGateError))) from exc
+                exc, (ConnectionLostError, CommandTimeoutError, ThermalGateError, DeviceNotFoundError))) from exc
         b = run.benchmark
         latency = latency_from_benchmark(b)
         energy = None
@@ -165,3 +187,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-charging", action="store_true", help="measure energy even while charging (unreliable)")
     g.add_argument("--no-energy", action="store_true", help="do not measure energy")
     g.add_argument("--thermal-timeout", type=float, default=60.0, help="seconds to wait for the phone to cool")
+
+
+def adb_server_serials(adb_server: str = "127.0.0.1:5037") -> list[str]:
+    """Serials the adb server at ``adb_server`` holds ([] when none runs; one is never started)."""
+    return server_serials(adb_server)
