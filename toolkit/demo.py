@@ -2,7 +2,7 @@
 
 Starts a virtual Pixel 6 on loopback, runs a short generative synthesis of resnet20 on Fashion-MNIST against
 it (prototype -> weight-sharing supernet -> two generator-inquisitor cycles under accuracy_drop<=1.5pt and
-energy_mj<=4.5, every candidate converted to validated int8 and measured on the virtual phone over ADB -> the best
+energy_mj<=0.7x (at most 0.7 times the prototype's energy, measured on the same phone in the same run), every candidate converted to validated int8 and measured on the virtual phone over ADB -> the best
 network final-trained and judged on the test split), builds the HTML energy report, and returns where everything
 is.
 """
@@ -34,9 +34,10 @@ class DemoConfig:
     threads: int = 1
     seed: int = 0
     # Operational requirements checked on the int8 model as measured on the (virtual) phone: at most 1.5 points
-    # below the prototype (given the same training) and at most 4.5 mJ per inference, which the prototype itself
-    # does not meet on the virtual Pixel 6 (5.5-7 mJ there; a 3x smaller child ~4 mJ).
-    requirements: tuple[str, ...] = ("accuracy_drop<=1.5pt", "energy_mj<=4.5")
+    # below the prototype (given the same training) and at most 0.7x the prototype's energy per inference, measured
+    # in the same run. Relative, because the virtual phone's absolute energy follows its host's CPU load (the same
+    # prototype measured 5.5 mJ on a quiet machine and 2.9 mJ on a contended one); the ratio moves far less.
+    requirements: tuple[str, ...] = ("accuracy_drop<=1.5pt", "energy_mj<=0.7x")
 
 
 MARKER = ".ferminet-demo"  # in a run folder the demo created: only such a folder is ever removed

@@ -72,7 +72,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="phone serial or host:port (implies --target android)")
     p.add_argument("--require", action="append", default=None, metavar="REQ",
                    help="requirement, repeatable: accuracy>=0.92, accuracy_drop<=1.0pt, latency_ms<=3, "
-                        "energy_mj<=0.5, size_kb<=150, macs<=5M, params<=100k (default accuracy_drop<=1.0pt)")
+                        "energy_mj<=0.5, size_kb<=150, macs<=5M, params<=100k; a cost bound with x is relative to "
+                        "the run's prototype, e.g. energy_mj<=0.7x (default accuracy_drop<=1.0pt)")
     p.add_argument("--objective", choices=("netscore", "energy", "latency"), default="netscore")
     p.add_argument("--strategy", choices=("gensynth", "random", "width", "l1prune"), default="gensynth")
     p.add_argument("--budget", type=parse_budget, default=None,

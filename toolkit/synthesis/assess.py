@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.synthesis.config import SynthesisConfig
-from toolkit.synthesis.requirements import Requirement, check
+from toolkit.synthesis.requirements import Requirement, check, relative_metrics
 
 
 @dataclass(frozen=True)
@@ -83,19 +83,28 @@ class Context:
         self.op_profile: tuple = ()  # the target's per-op profile of the prototype (empty: cost from MACs)
         self.search_reference: float | None = None  # proxy top-1 of the prototype architecture (validation)
         self.final_reference: CandidateResult | None = None
+        self.prototype_result: CandidateResult | None = None  # what relative bounds ("energy_mj<=0.7x") divide by
         self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
         self.progress = False
 
 
-def _metrics(top1: float | None, reference: float | None, c: CandidateResult) -> dict[str, float | None]:
+def _costs(c: CandidateResult) -> dict[str, float | None]:
+    return {"latency_ms": c.latency_ms, "energy_mj": c.energy_mj, "size_kb": c.size_kb, "macs": c.macs,
+            "params": c.params}
+
+
+def _metrics(top1: float | None, reference: float | None, c: CandidateResult,
+             prototype: CandidateResult | None) -> dict[str, float | None]:
+    """What requirements compare: accuracy, the drop against ``reference``, the costs, and the costs relative to
+    the run's prototype (for bounds like ``energy_mj<=0.7x``; the prototype itself is 1x)."""
     drop = None if (top1 is None or reference is None) else (reference - top1) * 100.0
-    return {"accuracy": top1, "accuracy_drop": drop, "latency_ms": c.latency_ms, "energy_mj": c.energy_mj,
-            "size_kb": c.size_kb, "macs": c.macs, "params": c.params}
+    return relative_metrics({"accuracy": top1, "accuracy_drop": drop, **_costs(c)},
+                            _costs(prototype) if prototype is not None else None)
 
 
 def assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy: str, seed: int | None,
-            choices: dict, phase: str, reference: float | None, test_reference: float | None = None,
-            folder: Path | None = None, **extra) -> tuple[CandidateResult, tuple]:
+           choices: dict, phase: str, reference: float | None, test_reference: float | None = None,
+           folder: Path | None = None, **extra) -> tuple[CandidateResult, tuple]:
     """Convert (int8, validated on validation), measure, score; for reported phases also top-1 on test, once."""
     from toolkit.arch import count_macs, count_params
     from toolkit.convert import convert_model
@@ -133,11 +142,13 @@ def assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy
     # Without a reference the network is its own (the prototype): its drop is 0.
     reference = conv.tflite_top1 if reference is None else reference
     missing = m.unmeasured()  # e.g. an energy below resolution: never meets an energy bound
-    ok, reason, violation = check(ctx.requirements, _metrics(conv.tflite_top1, reference, result), missing)
+    ok, reason, violation = check(ctx.requirements, _metrics(conv.tflite_top1, reference, result, ctx.prototype_result),
+                                    missing)
     test_ok = None
     if test_top1 is not None:
         test_reference = test_top1 if test_reference is None else test_reference
-        test_ok, test_reason, _ = check(ctx.requirements, _metrics(test_top1, test_reference, result), missing)
+        test_ok, test_reason, _ = check(ctx.requirements, _metrics(test_top1, test_reference, result,
+                                                                 ctx.prototype_result), missing)
         if not test_ok and ok:
             reason = f"on test: {test_reason}"
     u = score(cfg.objective, conv.tflite_top1, params, macs, m.latency.median_ms, result.energy_mj)

@@ -70,7 +70,7 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
             model, spec = train_final(ctx, choices, f"{cfg.prototype}_{cid}")
             try:
                 reference, rows = assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy,
-                                          seed=None, choices=choices, phase="reference", reference=None)
+                                         seed=None, choices=choices, phase="reference", reference=None)
             except ToolkitError as exc:  # e.g. the phone went away: judge against the prototype as trained
                 log.warning("the reference could not be evaluated (%s); finals are judged against the prototype", exc)
                 reference, rows = CandidateResult(cid, -1, cfg.strategy, None, spec.spec_hash(), "failed",
@@ -95,8 +95,8 @@ def run_finals(ctx: Context, store, run_id: str, done: dict, results) -> list[Ca
         try:
             model, spec = train_final(ctx, parent.choices, f"{cfg.prototype}_{cid}")
             c, rows = assess(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy,
-                              seed=parent.seed, choices=parent.choices, phase="final", reference=ref.int8_top1,
-                              test_reference=ref.test_top1, parent=parent.candidate_id, proxy_top1=parent.int8_top1)
+                             seed=parent.seed, choices=parent.choices, phase="final", reference=ref.int8_top1,
+                             test_reference=ref.test_top1, parent=parent.candidate_id, proxy_top1=parent.int8_top1)
         except ToolkitError as exc:
             log.warning("final %s failed: %s", cid, exc)
             c, rows = CandidateResult(cid, parent.cycle, cfg.strategy, parent.seed, parent.spec_hash, "failed",

@@ -111,8 +111,8 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
                 try:
                     model, spec = ctx.evaluator.proxy(sample.choices, name=f"{config.prototype}_{cid}")
                     c, stored = assess(ctx, model, spec, candidate_id=cid, cycle=0, strategy="generated", seed=seed,
-                                        choices=sample.choices, phase="search", reference=ctx.search_reference,
-                                        folder=out)
+                                       choices=sample.choices, phase="search", reference=ctx.search_reference,
+                                       folder=out)
                 except ToolkitError as exc:
                     c, stored = CandidateResult(cid, 0, "generated", seed, sample.spec.spec_hash(), "failed",
                                                 f"{type(exc).__name__}: {exc}", choices=sample.choices), None
@@ -128,9 +128,9 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
                 try:
                     model, spec = train_final(ctx, sample.choices, f"{config.prototype}_{fid}")
                     f, stored = assess(ctx, model, spec, candidate_id=fid, cycle=0, strategy="generated", seed=seed,
-                                        choices=sample.choices, phase="final", reference=ref.int8_top1,
-                                        test_reference=ref.test_top1, folder=out, parent=cid,
-                                        proxy_top1=c.int8_top1)
+                                       choices=sample.choices, phase="final", reference=ref.int8_top1,
+                                       test_reference=ref.test_top1, folder=out, parent=cid,
+                                       proxy_top1=c.int8_top1)
                 except ToolkitError as exc:
                     f, stored = CandidateResult(fid, 0, "generated", seed, sample.spec.spec_hash(), "failed",
                                                 f"{type(exc).__name__}: {exc}", choices=sample.choices,

@@ -329,11 +329,12 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
             train(model, ctx.train_data, TrainBudget(epochs=cfg.prototype_epochs), learning_rate=cfg.learning_rate,
                   seed=cfg.seed, progress=ctx.progress)
         proto, rows = assess(ctx, model, spec, candidate_id="prototype", cycle=-1, strategy="prototype",
-                              seed=cfg.seed, choices=ctx.space.prototype_choices(), phase="prototype",
-                              reference=None, folder=out)
+                             seed=cfg.seed, choices=ctx.space.prototype_choices(), phase="prototype",
+                             reference=None, folder=out)
         model.save(proto_path)
         ctx.prototype_model = model
         write_candidate(store, run_id, proto, spec.to_json(), rows)
+    ctx.prototype_result = proto
     from toolkit.targets.base import OpStat
 
     profile_file = out / OP_PROFILE
@@ -425,7 +426,7 @@ def _search_reference(ctx: Context, store, run_id: str, done: dict, proto: Candi
     else:
         model, spec = ctx.evaluator.proxy(ctx.space.prototype_choices(), name=f"{cfg.prototype}_{cid}")
         c, rows = assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy, seed=None,
-                          choices=ctx.space.prototype_choices(), phase="search", reference=None)
+                         choices=ctx.space.prototype_choices(), phase="search", reference=None)
         write_candidate(store, run_id, c, spec.to_json(), rows)
     ctx.evaluated.setdefault(c.spec_hash, c)
     ctx.search_reference = c.int8_top1
@@ -450,7 +451,7 @@ def _run_candidate(ctx: Context, store, run_id: str, candidate_id: str, cycle: i
         try:
             model, spec = ctx.evaluator.proxy(choices, name=f"{cfg.prototype}_{candidate_id}")
             c, rows = assess(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=cfg.strategy,
-                              seed=seed, choices=choices, phase="search", reference=ctx.search_reference)
+                             seed=seed, choices=choices, phase="search", reference=ctx.search_reference)
             break
         except ToolkitError as exc:
             if attempt == 1 and getattr(exc, "transient", False):

@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 TINY = ["--prototype", "resnet20", "--prototype-width", "0.25", "--train-samples", "1000", "--prototype-epochs", "1",
         "--supernet-epochs", "1", "--cycles", "2", "--population", "2", "--final-k", "1",
-        "--require", "accuracy_drop<=100pt", "--require", "macs<=1.5M"]
+        "--require", "accuracy_drop<=100pt", "--require", "macs<=1.5M", "--require", "params<=0.9x"]
 
 
 def ferminet(*args, cwd, wait=True):
@@ -72,6 +72,12 @@ def test_resume_after_kill_completes_without_loss_or_duplicates(resumed_run):
     by_id = {r["candidate_id"]: r for r in rows}
     proto = by_id["prototype"]
     assert proto["macs"] > 1.5e6 and proto["latency_ms"] > 0 and proto["energy_source"] == "estimated:host"
+    # Relative bound params<=0.9x: judged against this run's prototype (the resumed process included).
+    for i in search:
+        r = by_id[i]
+        if r["status"] == "ok":
+            assert bool(r["requirements_met"]) == (r["macs"] <= 1.5e6 and r["params"] <= 0.9 * proto["params"]), i
+    assert not proto["requirements_met"]
     # Splits: every int8_top1 is on validation; test top-1 only on reported networks, never on search candidates.
     assert all(by_id[i]["top1_split"] == "validation" for i in ids)
     assert all(by_id[i]["test_top1"] is None for i in search | {"supernet-max"})

@@ -7,7 +7,7 @@ from toolkit.errors import InvalidArgumentError
 from toolkit.synthesis import DecisionSpace, Generator, netscore, parse_requirement, parse_requirements, score
 from toolkit.synthesis.inherit import inherit_weights, l1_importance
 from toolkit.synthesis.inquisitor import Observation, apply_prior, form_insights, taylor_importance, update
-from toolkit.synthesis.requirements import check
+from toolkit.synthesis.requirements import check, relative_metrics
 
 
 @pytest.mark.parametrize("text,metric,op,bound", [
@@ -32,6 +32,26 @@ def test_check_reports_what_failed():
     ok, reason, violation = check(reqs, {"macs": 6e6, "accuracy": 0.95})
     assert not ok and "macs<=5M (got 6e+06)" in reason and violation == pytest.approx(0.2)
     assert check(reqs, {"macs": 4e6, "accuracy": 0.95})[0]
+
+
+def test_relative_bounds_compare_against_the_prototype():
+    r = parse_requirement("energy_mj<=0.7x")
+    assert (r.metric, r.bound, r.relative) == ("energy_mj", 0.7, True)
+    reqs = parse_requirements("energy_mj<=0.7x, macs<=0.1x")
+    proto = {"energy_mj": 6.0, "macs": 31e6}
+    # 3 mJ is 0.5x the prototype's: met; 5 mJ is 0.83x: not met, though it is far below 0.7 in absolute mJ terms
+    assert check(reqs, relative_metrics({"energy_mj": 3.0, "macs": 3e6}, proto))[0]
+    ok, reason, _ = check(reqs, relative_metrics({"energy_mj": 5.0, "macs": 3e6}, proto))
+    assert not ok and reason == "energy_mj<=0.7x (got 0.833333x)"
+    # the prototype itself is 1x, so it never meets a bound below 1x; a missing measurement never meets one
+    assert not check(reqs, relative_metrics(proto, None))[0]
+    assert "not measured" in check(reqs, relative_metrics({"energy_mj": None, "macs": 3e6}, proto))[1]
+
+
+@pytest.mark.parametrize("text", ["accuracy>=0.5x", "accuracy_drop<=0.5x", "energy_mj<=0x"])
+def test_relative_bounds_only_for_costs(text):
+    with pytest.raises(InvalidArgumentError, match="x"):
+        parse_requirement(text)
 
 
 def test_netscore_matches_its_formula():
