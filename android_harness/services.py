@@ -57,6 +57,17 @@ def _reap_script(files: str) -> str:
             f"kill -9 $pid 2>/dev/null && echo \"$pid $tag\"; fi;; esac; rm -f \"$f\"; done; true")
 
 
+def tracked_running(device) -> tuple[str, ...]:
+    """Names of the harness's pid files whose process still runs (e.g. ``benchmark``): the phone is measuring
+    for some host process right now. Reads only, kills nothing."""
+    out = device.shell(f"for f in {RUN_DIR}/*.pid; do [ -f \"$f\" ] || continue; read pid tag < \"$f\"; "
+                       f"case \"$pid\" in ''|*[!0-9]*) ;; *) if [ -n \"$tag\" ] && tr '\\0' ' ' 2>/dev/null "
+                       f"< /proc/$pid/cmdline | grep -qF -- \"$tag\"; then echo \"RUNNING $f\"; fi;; esac; done; "
+                       f"true").stdout
+    return tuple(line.split()[1].rsplit("/", 1)[-1].removesuffix(".pid") for line in out.splitlines()
+                 if line.startswith("RUNNING "))
+
+
 def reap_leftovers(device) -> tuple[str, ...]:
     """Kill every process a previous harness run left on ``device`` (pid files under RUN_DIR); returns
     ``"PID TAG"`` for each one killed. Call it before measuring: a leftover sampler or benchmark would load

@@ -56,7 +56,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from toolkit.cli.cmd_predictor import default_predictor_path
     from toolkit.predict import LatencyPredictor
 
-    device = getattr(args, "device", None) or "host"
+    device = (getattr(args, "device", None) or ["host"])[0]
     path = args.predict or default_predictor_path(args.db, device, "latency_ms")
     prediction = LatencyPredictor.load(path).predict_file(args.model)
     if args.json:
@@ -85,13 +85,16 @@ def run(args: argparse.Namespace) -> int:
         allow_charging=getattr(args, "allow_charging", False))
     check_store_writable(args.db)  # before any work: a result that cannot be recorded is never made
     load_interpreter(args.model)  # a bad model fails here, before any target or device is touched
-    target_name = args.target or ("android" if getattr(args, "device", None) else "host")
+    phones = list(getattr(args, "device", None) or [])
+    target_name = args.target or ("android" if phones or getattr(args, "devices", None) else "host")
     if target_name == "android":
         android = _android_module()
         if android is None:
             from toolkit.errors import TargetError
 
             raise TargetError("The Android target is not available in this installation")
+        if args.devices == "all" or len(phones) > 1:
+            return run_on_phones(args, options)
         target = android.AndroidTarget.from_cli_args(args)
     else:
         target = HostTarget(profile=args.host_profile)
@@ -105,4 +108,41 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n".join(measurement_lines(measurement)))
         print(f"recorded as run {run_id} in {args.db}")
+    return 0
+
+
+def run_on_phones(args: argparse.Namespace, options) -> int:
+    """``--device A --device B`` / ``--devices all``: the model measured on every phone at once, one run in the
+    store holding each phone's measurement; a phone that could not measure it makes the command fail after the
+    others are recorded."""
+    import json
+
+    from toolkit.errors import TargetError
+    from toolkit.store import Store
+    from toolkit.targets.farm import all_devices, profile_on_each
+
+    phones = list(args.device or [])
+    if args.devices == "all":
+        phones = all_devices(args.adb_server, extra=phones)
+    measured, failed = profile_on_each(phones, Path(args.model), options, backend=args.backend,
+                                       adb_server=args.adb_server, benchmark_binary=args.benchmark_binary,
+                                       thermal_timeout_s=args.thermal_timeout)
+    run_id = None
+    if measured:
+        with Store(args.db) as store:
+            run_id = store.record_run("profile", command_line(),
+                                      {k: v for k, v in vars(args).items() if k != "func"},
+                                      measurements=tuple(measured))
+    if args.json:
+        print(json.dumps([m.to_dict() for m in measured], indent=2, sort_keys=True))
+    else:
+        for m in measured:
+            print("\n".join(measurement_lines(m)))
+            print()
+        if run_id is not None:
+            print(f"measured on {len(measured)} of {len(phones)} phones; recorded as run {run_id} in {args.db}")
+    if failed:
+        raise TargetError(f"{len(failed)} of {len(phones)} phones could not measure {args.model}: "
+                          + "; ".join(f"{serial}: {str(exc).splitlines()[0]}" for serial, exc in failed)
+                          + (f" (the others are recorded as run {run_id})" if run_id else ""))
     return 0

@@ -173,13 +173,18 @@ class AndroidTarget(Target):
 
     @classmethod
     def from_cli_args(cls, args: argparse.Namespace) -> "AndroidTarget":
-        return cls(args.device, backend=args.backend, adb_server=args.adb_server,
+        device = args.device[0] if isinstance(args.device, list) else args.device  # --device may repeat
+        return cls(device, backend=args.backend, adb_server=args.adb_server,
                    benchmark_binary=args.benchmark_binary, thermal_timeout_s=args.thermal_timeout)
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("Android phones")
-    g.add_argument("--device", default=None, help="phone serial or HOST:PORT (e.g. a virtual phone 127.0.0.1:5555)")
+    g.add_argument("--device", action="append", default=None, metavar="SERIAL",
+                   help="phone serial or HOST:PORT (e.g. a virtual phone 127.0.0.1:5555); repeat it to measure on "
+                        "several phones in parallel")
+    g.add_argument("--devices", choices=("all",), default=None,
+                   help="all: every phone the adb server lists, plus the --device addresses")
     g.add_argument("--backend", choices=("auto", "direct", "server"), default="auto",
                    help="direct adb-shell connection, or through an adb server (default: auto)")
     g.add_argument("--adb-server", default="127.0.0.1:5037", help="adb server HOST:PORT (default 127.0.0.1:5037)")

@@ -354,3 +354,33 @@ def all_devices(adb_server: str = "127.0.0.1:5037", extra: Sequence[str] = ()) -
         raise TargetError(f"--devices all found no phone: the adb server at {adb_server} lists none and no address "
                           f"was given. Connect phones (`adb connect HOST:PORT`) or name them with --device")
     return found
+
+
+def profile_on_each(devices: Sequence[str], tflite_path: str | Path, options: ProfileOptions | None = None,
+                    **target_kwargs) -> tuple[list[Measurement], list[tuple[str, ToolkitError]]]:
+    """Measure one model on every phone in ``devices`` at once (a thread per phone): (measurements in the order
+    of ``devices``, (serial, error) of each phone that could not measure it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from toolkit.targets.android import AndroidTarget
+
+    devices = list(dict.fromkeys(devices))
+    if not devices:
+        raise InvalidArgumentError("Name at least one phone (--device SERIAL, or --devices all). Received: none")
+
+    def one(serial: str) -> Measurement:
+        target = AndroidTarget(serial, **target_kwargs)
+        try:
+            return target.profile(tflite_path, options)
+        finally:
+            target.close()
+
+    measured, failed = [], []
+    with ThreadPoolExecutor(max_workers=len(devices), thread_name_prefix="profile") as pool:
+        futures = [(serial, pool.submit(one, serial)) for serial in devices]
+        for serial, future in futures:
+            try:
+                measured.append(future.result())
+            except ToolkitError as exc:
+                failed.append((serial, exc))
+    return measured, failed
