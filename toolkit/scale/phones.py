@@ -26,6 +26,7 @@ from pathlib import Path
 from toolkit.errors import ToolkitError
 from toolkit.scale.cluster import NAMESPACE, ScaleError, connect
 from toolkit.targets.base import Measurement, ProfileOptions
+from toolkit.targets.farm import FarmTarget, PhoneStatus, same_model
 
 log = logging.getLogger(__name__)
 
@@ -113,22 +114,6 @@ def list_phone_actors() -> list[str]:
                   if n["namespace"] == NAMESPACE and n["name"].startswith(SERIAL_RESOURCE))
 
 
-@dataclass(frozen=True)
-class PhoneStatus:
-    """One phone of the pool: what it is, its state when last asked, and what it is doing."""
-
-    serial: str
-    model: str
-    soc: str
-    battery_percent: int | None
-    temperature_c: float | None
-    thermal_status: str | None
-    busy: bool
-    reachable: bool
-    jobs_done: int
-    host: str = ""  # the Ray node holding it
-
-
 @dataclass
 class _Job:
     tflite_path: str
@@ -147,6 +132,7 @@ class _Phone:
     reachable: bool = True
     busy: bool = False
     jobs_done: int = 0
+    last_error: str = ""
     thread: threading.Thread | None = None
 
 
@@ -193,14 +179,34 @@ class RayPhonePool:
         return future
 
     def models(self) -> list[str]:
+        """Distinct device models of the registered phones."""
         with self._cond:
-            return sorted({p.info.model for p in self._phones.values()})
+            return list(dict.fromkeys(p.info.model for p in self._sorted()))
 
-    def status(self) -> list[PhoneStatus]:
+    def serials(self, model: str | None = None) -> list[str]:
+        with self._cond:
+            return [p.serial for p in self._sorted() if model is None or same_model(p.info.model, model)]
+
+    def status(self, refresh: bool = False) -> list[PhoneStatus]:
+        """Every phone (by serial) as last described by its actor; ``refresh``: ask the idle reachable ones now."""
+        if refresh:
+            for p in list(self._phones.values()):
+                if p.reachable and not p.busy:
+                    try:
+                        p.info = self._ray.get(p.handle.describe.remote(), timeout=30)
+                    except Exception as exc:  # noqa: BLE001 - shown as its last error
+                        p.last_error = f"{type(exc).__name__}: {exc}"
         with self._cond:
             return [PhoneStatus(p.serial, p.info.model, p.info.soc, p.info.battery_percent, p.info.temperature_c,
-                                p.info.thermal_status, p.busy, p.reachable, p.jobs_done, p.info.node_id)
-                    for p in sorted(self._phones.values(), key=lambda p: p.serial)]
+                                p.info.thermal_status or "", p.busy, p.reachable, p.jobs_done, p.info.source,
+                                p.last_error) for p in self._sorted()]
+
+    def target(self, model: str | None = None) -> FarmTarget:
+        """A Target whose ``profile`` waits for a measurement on one of these phones (of ``model``)."""
+        return FarmTarget(self, model)
+
+    def _sorted(self) -> list:
+        return sorted(self._phones.values(), key=lambda p: p.serial)
 
     def close(self) -> None:
         """Stop taking jobs; queued ones fail, running ones finish. The phones' actors stay (they are the agent's)."""
@@ -273,7 +279,7 @@ class RayPhonePool:
                 if self._closed or not phone.reachable or self._phones.get(phone.serial) is not phone:
                     return None
                 for job in self._jobs:
-                    if job.model in (None, phone.info.model):
+                    if job.model is None or same_model(job.model, phone.info.model):
                         self._jobs.remove(job)
                         phone.busy = True
                         return job
@@ -305,6 +311,7 @@ class RayPhonePool:
                     phone.jobs_done += 1
                 else:
                     phone.reachable = False
+                    phone.last_error = f"{type(lost).__name__}: {lost}"
                     job.tries += 1
                     log.warning("phone %s lost (%s); its job goes back to the queue", phone.serial, lost)
                     if job.tries >= self.max_tries:
@@ -322,7 +329,7 @@ class RayPhonePool:
         """Jobs no reachable phone can take fail at once, naming the phones (call with the lock held)."""
         reachable = {p.info.model for p in self._phones.values() if p.reachable}
         for job in list(self._jobs):
-            if (job.model is None and not reachable) or (job.model is not None and job.model not in reachable):
+            if not any(job.model is None or same_model(job.model, m) for m in reachable):
                 self._jobs.remove(job)
                 known = ", ".join(f"{p.serial} ({p.info.model}, {'up' if p.reachable else 'lost'})"
                                   for p in self._phones.values()) or "none"
