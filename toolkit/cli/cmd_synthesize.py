@@ -50,7 +50,8 @@ def print_candidates(rows, header: bool = True) -> None:
 
 
 # Options that define a run: on --resume they come from the run's run.json, so giving them is refused.
-_RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", "device", "require", "objective",
+_RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", "device", "devices", "require_on",
+                 "require", "objective",
                  "strategy", "budget", "population", "prototype_epochs", "supernet_epochs", "supernet_from",
                  "final_k", "final_epochs", "final_lr", "resolutions", "distill", "no_reference_retrain",
                  "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed")
@@ -69,7 +70,15 @@ def register(subparsers) -> None:
     p.add_argument("--prototype-width", type=float, default=1.0, help="width multiplier of the prototype")
     add_data_arguments(p)
     p.add_argument("--target", choices=("host", "android"), default="host")
-    p.add_argument("--device", default=None, help="phone serial or host:port (implies --target android)")
+    p.add_argument("--device", action="append", default=None, metavar="SERIAL",
+                   help="phone serial or host:port (implies --target android); repeat it for a phone farm: each "
+                        "cycle's candidates are measured on the phones in parallel")
+    p.add_argument("--devices", choices=("all",), default=None,
+                   help="all: every phone the adb server (127.0.0.1:5037) lists, plus the --device addresses")
+    p.add_argument("--require-on", default=None, metavar="MODEL",
+                   help="with phones of several device models: the model (e.g. 'Pixel 6') requirements and U are "
+                        "judged on (default: the first phone's); every candidate is measured on each model and "
+                        "stored with its provenance")
     p.add_argument("--require", action="append", default=None, metavar="REQ",
                    help="requirement, repeatable: accuracy>=0.92, accuracy_drop<=1.0pt, latency_ms<=3, "
                         "energy_mj<=0.5, size_kb<=150, macs<=5M, params<=100k; a cost bound with x is relative to "
@@ -148,9 +157,16 @@ def run(args: argparse.Namespace) -> int:
         if args.strategy in ("width", "l1prune") and (args.cycles is not None or args.population is not None):
             raise InvalidArgumentError(f"--strategy {args.strategy} evaluates one uniform network per width option; "
                                        f"it has no cycles or population. Drop --cycles/--population")
+        phones = list(args.device or [])
+        if args.devices == "all":
+            from toolkit.targets.farm import all_devices
+
+            phones = all_devices(extra=phones)
         config = SynthesisConfig(
             prototype=args.prototype, prototype_width=args.prototype_width, dataset=args.data,
-            data_path=args.data_path, target="android" if args.device else args.target, device=args.device,
+            data_path=args.data_path, target="android" if phones else args.target,
+            device=phones[0] if phones else None, devices=tuple(phones) if len(phones) > 1 else (),
+            require_on=args.require_on,
             requirements=tuple(args.require or ("accuracy_drop<=1.0pt",)), objective=args.objective,
             strategy=args.strategy, cycles=args.cycles or 5, population=args.population or 8, budget_s=args.budget,
             prototype_epochs=args.prototype_epochs, supernet_epochs=args.supernet_epochs,

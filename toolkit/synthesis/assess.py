@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from toolkit.errors import InvalidArgumentError, ToolkitError
 from toolkit.synthesis.config import SynthesisConfig
 from toolkit.synthesis.requirements import Requirement, check, relative_metrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,27 @@ class Context:
         rng = np.random.default_rng(config.split_seed)
         self.recal_x = data.x_train[rng.choice(len(data.x_train), min(config.recal_samples, len(data.x_train)),
                                                replace=False)]
-        kwargs = {"device": config.device} if config.target == "android" else {}
-        self.target = get_target(config.target, **kwargs)
-        if config.target == "android":
-            self.target.device.info()  # an unreachable phone fails now, not after training the prototype
+        self.farm = None  # several phones: their PhoneFarm; self.target then measures on the require-on model
+        self.require_on: str | None = None
+        phones = config.phones
+        if config.target == "android" and len(phones) > 1:
+            from toolkit.targets.farm import PhoneFarm, same_model
+
+            self.farm = PhoneFarm(phones)  # every phone reached now, not after training the prototype
+            models = self.farm.models()
+            wanted = config.require_on or models[0]
+            matching = [m for m in models if same_model(m, wanted)]
+            if not matching:
+                self.farm.close()
+                raise InvalidArgumentError(f"--require-on names a device model none of the phones is; they are "
+                                           f"{', '.join(models)}. Received: require_on={config.require_on!r}")
+            self.require_on = matching[0]
+            self.target = self.farm.target(self.require_on)
+        else:
+            kwargs = {"device": config.device} if config.target == "android" else {}
+            self.target = get_target(config.target, **kwargs)
+            if config.target == "android":
+                self.target.device.info()  # an unreachable phone fails now, not after training the prototype
         self.prototype_model = None
         self.importance: dict[str, np.ndarray] = {}
         self.space = None
@@ -86,6 +108,25 @@ class Context:
         self.prototype_result: CandidateResult | None = None  # what relative bounds ("energy_mj<=0.7x") divide by
         self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
         self.progress = False
+
+    def measure(self, tflite_path: Path, options) -> tuple[Future, tuple[Future, ...]]:
+        """Queue the measurement of ``tflite_path``: (the one requirements are judged on, the other device models'
+        ones). One target: measured now, in this thread (the future is done on return). Several phones: queued on
+        the farm, on a phone of the require-on model and one of each other model."""
+        if self.farm is not None:
+            others = tuple(self.farm.submit(tflite_path, options, model=m) for m in self.farm.models()
+                           if m != self.require_on)
+            return self.farm.submit(tflite_path, options, model=self.require_on), others
+        future: Future = Future()
+        try:
+            future.set_result(self.target.profile(tflite_path, options))
+        except ToolkitError as exc:
+            future.set_exception(exc)
+        return future, ()
+
+    def close(self) -> None:
+        if self.farm is not None:
+            self.farm.close()
 
 
 def _costs(c: CandidateResult) -> dict[str, float | None]:
@@ -106,11 +147,18 @@ def assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy
            choices: dict, phase: str, reference: float | None, test_reference: float | None = None,
            folder: Path | None = None, **extra) -> tuple[CandidateResult, tuple]:
     """Convert (int8, validated on validation), measure, score; for reported phases also top-1 on test, once."""
+    return start_assess(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=strategy, seed=seed,
+                        choices=choices, phase=phase, reference=reference, test_reference=test_reference,
+                        folder=folder, **extra).finish()
+
+
+def start_assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy: str, seed: int | None,
+                 choices: dict, phase: str, reference: float | None, test_reference: float | None = None,
+                 folder: Path | None = None, **extra) -> "Assessment":
+    """The CPU part of :func:`assess` (int8 conversion, validated on validation; MACs, params) and the measurement
+    queued (:meth:`Context.measure`); :meth:`Assessment.finish` waits for it and scores."""
     from toolkit.arch import count_macs, count_params
     from toolkit.convert import convert_model
-    from toolkit.provenance import file_sha256
-    from toolkit.store import ModelRecord
-    from toolkit.synthesis.objective import score
     from toolkit.targets import ProfileOptions
 
     cfg = ctx.config
@@ -125,9 +173,46 @@ def assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy
     macs, params = count_macs(model), count_params(model)
     # On a phone the energy needs a run long enough for the power sampler (>= 1 s at ~20 Hz).
     min_secs = 1.0 if cfg.target == "android" else 0.0
-    m = ctx.target.profile(tflite_path, ProfileOptions(num_threads=cfg.threads, num_runs=cfg.profile_runs,
-                                                       warmup_runs=5, min_secs=min_secs))
-    m = dataclasses.replace(m, macs=macs)
+    measured, others = ctx.measure(tflite_path, ProfileOptions(num_threads=cfg.threads, num_runs=cfg.profile_runs,
+                                                               warmup_runs=5, min_secs=min_secs))
+    return Assessment(ctx, spec, conv, macs, params, tflite_path, keras_path, measured, others, dict(
+        candidate_id=candidate_id, cycle=cycle, strategy=strategy, seed=seed, choices=choices, phase=phase,
+        reference=reference, test_reference=test_reference, extra=extra))
+
+
+class Assessment:
+    """A network converted, its measurement queued; :meth:`finish` waits for it (raising its error, as
+    ``target.profile`` would) and returns (CandidateResult, store rows)."""
+
+    def __init__(self, ctx, spec, conv, macs, params, tflite_path, keras_path, measured, others, args):
+        self.ctx, self.spec, self.conv, self.macs, self.params = ctx, spec, conv, macs, params
+        self.tflite_path, self.keras_path, self.measured, self.others, self.args = (
+            tflite_path, keras_path, measured, others, args)
+
+    def done(self) -> bool:
+        return self.measured.done() and all(f.done() for f in self.others)
+
+    def finish(self) -> tuple[CandidateResult, tuple]:
+        m = dataclasses.replace(self.measured.result(), macs=self.macs)
+        more = []
+        for future in self.others:  # the other device models: stored with their provenance, not judged
+            try:
+                more.append(dataclasses.replace(future.result(), macs=self.macs))
+            except ToolkitError as exc:
+                log.warning("%s: no measurement on another device model: %s", self.args["candidate_id"], exc)
+        result, (record, m) = _score(self.ctx, self.spec, self.conv, self.macs, self.params, self.tflite_path,
+                                     self.keras_path, m, **self.args)
+        return result, (record, m, *more)
+
+
+def _score(ctx: Context, spec, conv, macs, params, tflite_path, keras_path, m, *, candidate_id: str, cycle: int,
+           strategy: str, seed: int | None, choices: dict, phase: str, reference: float | None,
+           test_reference: float | None, extra: dict) -> tuple[CandidateResult, tuple]:
+    from toolkit.provenance import file_sha256
+    from toolkit.store import ModelRecord
+    from toolkit.synthesis.objective import score
+
+    cfg = ctx.config
     energy = m.energy
     test_top1 = report_on_test(ctx, tflite_path) if phase != "search" else None
     result = CandidateResult(
@@ -174,8 +259,9 @@ def write_candidate(store, run_id: str, c: CandidateResult, spec_json: str | Non
     with store.transaction() as conn:
         model_id = None
         if rows:
-            record, measurement = rows
-            store._insert_measurement(conn, measurement, run_id, record)
+            record, measurement, *more = rows  # more: the other device models' measurements of a phone farm
+            for m in (measurement, *more):
+                store._insert_measurement(conn, m, run_id, record)
             model_id = record.model_id
         # float_top1 / int8_top1 / requirements_met are on the validation split (top1_split); test_top1 and
         # test_requirements_met only exist for reported networks (phase prototype, reference, final).

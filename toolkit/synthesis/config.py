@@ -19,7 +19,10 @@ class SynthesisConfig:
     dataset: str = "fashion_mnist"
     data_path: str | None = None
     target: str = "host"
-    device: str | None = None
+    device: str | None = None  # the phone (with several: the first of ``devices``)
+    devices: tuple[str, ...] = ()  # several phones: a phone farm measures on all of them in parallel
+    require_on: str | None = None  # with several device models: the one requirements are judged on (default: the
+    # first phone's); the others are measured and stored too, with their provenance
     requirements: tuple[str, ...] = ("accuracy_drop<=1.0pt",)
     objective: str = "netscore"
     strategy: str = "gensynth"
@@ -87,6 +90,17 @@ class SynthesisConfig:
         if self.budget_s is not None and not self.budget_s > 0:
             raise InvalidArgumentError(f"The budget must be > 0. Received: budget={self.budget_s!r}; e.g. --budget 60m")
         parse_requirements(self.requirements)
+        if self.devices and (self.device is None or self.device != self.devices[0]):
+            raise InvalidArgumentError(f"device must be the first of devices. Received: device={self.device!r}, "
+                                       f"devices={self.devices!r}")
+        if self.require_on is not None and len(self.phones) < 2:
+            raise InvalidArgumentError(f"--require-on picks a device model among several phones; give them with "
+                                       f"--device (repeated) or --devices all. Received: require_on={self.require_on!r}")
+
+    @property
+    def phones(self) -> tuple[str, ...]:
+        """Every phone of the run (none on the host)."""
+        return tuple(self.devices) or ((self.device,) if self.device else ())
 
     @property
     def split_seed(self) -> int:
@@ -110,7 +124,7 @@ class SynthesisConfig:
         d = {k: v for k, v in d.items() if k in known}
         d.setdefault("resolution_options", (1.0,))  # a run saved before resolution was a decision searched none
         d.setdefault("final_learning_rate", d.get("learning_rate", cls.learning_rate))  # ... and had one rate
-        for key in ("requirements", "width_options", "resolution_options"):
+        for key in ("requirements", "width_options", "resolution_options", "devices"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

@@ -27,6 +27,7 @@ norm, uniform prune ratios, weights from the prototype instead of the supernet).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fcntl
 import json
@@ -39,7 +40,14 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.errors import InvalidArgumentError, ToolkitError
-from toolkit.synthesis.assess import CandidateResult, Context, assess, candidate_from_row, write_candidate
+from toolkit.synthesis.assess import (
+    CandidateResult,
+    Context,
+    assess,
+    candidate_from_row,
+    start_assess,
+    write_candidate,
+)
 from toolkit.synthesis.config import SynthesisConfig
 from toolkit.synthesis.finals import best_final, run_finals, run_reference
 from toolkit.synthesis.requirements import parse_requirements
@@ -206,8 +214,11 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
     requirements = parse_requirements(config.requirements)
     ctx = Context(config, out, requirements)  # loads data, reaches the target: fails before anything is written
     ctx.progress = progress
-    with RunLock(out), Store(db) as store:
-        return _run_stages(ctx, store, run_id, db, started)
+    try:
+        with RunLock(out), Store(db) as store:
+            return _run_stages(ctx, store, run_id, db, started)
+    finally:
+        ctx.close()  # a phone farm's workers stop
 
 
 def _run_stages(ctx: Context, store, run_id: str | None, db, started: float) -> SynthesisResult:
@@ -257,22 +268,37 @@ def _run_stages(ctx: Context, store, run_id: str | None, db, started: float) -> 
         if not proposals:
             break
         cycle_results = []
+        # Candidates on their way, in proposal order. The CPU work (extraction, conversion) runs here one after the
+        # other; measurements are queued (on one target: done at once; on a phone farm: in parallel) and each
+        # candidate is finished and stored in proposal order, so results never depend on which phone was faster.
+        queue: collections.deque[_Queued] = collections.deque()
+        inflight: dict[str, _Queued] = {}  # spec hash -> first queued candidate of this cycle with it
+
+        def settle(block: bool) -> None:
+            while queue and (block or queue[0].ready()):
+                c = queue.popleft().finish(store, run_id)
+                if c.status == "ok":
+                    ctx.evaluated.setdefault(c.spec_hash, c)
+                cycle_results.append(c)
+                if bar is not None:
+                    bar.update(1)
+                    best = _best_search(results + cycle_results)
+                    bar.set_postfix(cycle=cycle, best=f"{best.macs:,} MACs {best.int8_top1:.2%}" if best else "none")
+
         for candidate_id, seed, choices in proposals:
             if candidate_id in done:
-                c = candidate_from_row(done[candidate_id])
+                item = _Queued.stored(candidate_from_row(done[candidate_id]))
             else:
                 # The budget is the search phase's wall time, resumed runs included (phases.json keeps it).
                 if config.budget_s is not None and searched_before + time.perf_counter() - t0 > config.budget_s:
                     stopped = "budget"
                     break
-                c = _run_candidate(ctx, store, run_id, candidate_id, cycle, seed, choices)
-            if c.status == "ok":
-                ctx.evaluated.setdefault(c.spec_hash, c)
-            cycle_results.append(c)
-            if bar is not None:
-                bar.update(1)
-                best = _best_search(results + cycle_results)
-                bar.set_postfix(cycle=cycle, best=f"{best.macs:,} MACs {best.int8_top1:.2%}" if best else "none")
+                item = _start_candidate(ctx, candidate_id, cycle, seed, choices, inflight)
+            if item.spec_hash:
+                inflight.setdefault(item.spec_hash, item)
+            queue.append(item)
+            settle(block=False)
+        settle(block=True)  # the generator's update waits for the whole population
         results += cycle_results
         if stopped == "budget":
             break
@@ -432,28 +458,91 @@ def _search_reference(ctx: Context, store, run_id: str, done: dict, proto: Candi
     ctx.search_reference = c.int8_top1
 
 
-def _run_candidate(ctx: Context, store, run_id: str, candidate_id: str, cycle: int, seed: int | None,
-                   choices: dict) -> CandidateResult:
-    """Evaluate one search candidate (or reuse an identical architecture's result) and store it at once.
+class _Queued:
+    """One search candidate on its way (see the cycle loop): ``ready()`` when its measurement is in; ``finish``
+    (once, in proposal order) scores it, stores it and returns it."""
 
-    A failure is a stored candidate, not a crash; a transient one (a lost phone, a timeout) is retried once,
-    and a failure is never copied to a later sample of the same architecture."""
+    def __init__(self, spec_hash: str | None, ready, finish):
+        self.spec_hash = spec_hash
+        self._ready = ready
+        self._finish = finish
+        self.result: CandidateResult | None = None
+
+    @classmethod
+    def stored(cls, c: CandidateResult) -> "_Queued":
+        item = cls(c.spec_hash if c.status == "ok" else None, lambda: True, None)
+        item.result = c
+        return item
+
+    def ready(self) -> bool:
+        return self.result is not None or self._ready()
+
+    def finish(self, store, run_id: str) -> CandidateResult:
+        if self.result is None:
+            c, spec_json, rows = self._finish()
+            write_candidate(store, run_id, c, spec_json, rows)
+            self.result = c
+        return self.result
+
+
+def _start_candidate(ctx: Context, candidate_id: str, cycle: int, seed: int | None, choices: dict,
+                     inflight: dict[str, _Queued]) -> _Queued:
+    """Start one search candidate: an architecture evaluated before (this run, or earlier in this cycle) is copied,
+    never evaluated twice; otherwise extract and convert it now and queue its measurement."""
     cfg = ctx.config
     spec = ctx.space.apply(choices, name=f"{cfg.prototype}_{candidate_id}")
-    twin = ctx.evaluated.get(spec.spec_hash())
-    if twin is not None:
+    spec_hash = spec.spec_hash()
+
+    def copy_of(twin: CandidateResult):
         # Same architecture as an earlier candidate of this run: same numbers, no second evaluation.
         c = dataclasses.replace(twin, candidate_id=candidate_id, cycle=cycle, seed=seed, strategy=cfg.strategy,
                                 choices=choices, phase="search", test_top1=None, test_feasible=None)
-        write_candidate(store, run_id, c, spec.to_json(), None)
-        return c
+        return c, spec.to_json(), None
+
+    twin = ctx.evaluated.get(spec_hash)
+    if twin is not None:
+        return _Queued(spec_hash, lambda: True, lambda: copy_of(twin))
+    source = inflight.get(spec_hash)
+    if source is not None:
+        def after_source():
+            # Finished after its source (proposal order); a failure is never copied: then it is evaluated itself.
+            if source.result is not None and source.result.status == "ok":
+                return copy_of(source.result)
+            return _finish_candidate(ctx, candidate_id, cycle, seed, choices, spec, None)
+        return _Queued(spec_hash, source.ready, after_source)
+    pending = _start_assess(ctx, candidate_id, cycle, seed, choices)
+    return _Queued(spec_hash, lambda: isinstance(pending, ToolkitError) or pending.done(),
+                   lambda: _finish_candidate(ctx, candidate_id, cycle, seed, choices, spec, pending))
+
+
+def _start_assess(ctx: Context, candidate_id: str, cycle: int, seed: int | None, choices: dict):
+    """Extraction + int8 conversion now, the measurement queued: an Assessment, or the ToolkitError it raised."""
+    cfg = ctx.config
+    try:
+        model, spec = ctx.evaluator.proxy(choices, name=f"{cfg.prototype}_{candidate_id}")
+        return start_assess(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=cfg.strategy,
+                            seed=seed, choices=choices, phase="search", reference=ctx.search_reference)
+    except ToolkitError as exc:
+        return exc
+
+
+def _finish_candidate(ctx: Context, candidate_id: str, cycle: int, seed: int | None, choices: dict, spec,
+                      pending) -> tuple[CandidateResult, str, tuple | None]:
+    """Wait for the candidate's measurement and score it (``pending`` None: evaluate it now).
+
+    A failure is a stored candidate, not a crash; a transient one (a lost phone, a timeout) is retried once."""
+    cfg = ctx.config
     for attempt in (1, 2):
+        if pending is None:
+            pending = _start_assess(ctx, candidate_id, cycle, seed, choices)
         try:
-            model, spec = ctx.evaluator.proxy(choices, name=f"{cfg.prototype}_{candidate_id}")
-            c, rows = assess(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=cfg.strategy,
-                             seed=seed, choices=choices, phase="search", reference=ctx.search_reference)
+            if isinstance(pending, ToolkitError):
+                raise pending
+            c, rows = pending.finish()
+            spec = pending.spec  # the evaluated network's own description (as stored before the farm)
             break
         except ToolkitError as exc:
+            pending = None
             if attempt == 1 and getattr(exc, "transient", False):
                 log.warning("candidate %s: %s; retrying once", candidate_id, exc)
                 continue
@@ -461,8 +550,7 @@ def _run_candidate(ctx: Context, store, run_id: str, candidate_id: str, cycle: i
             c, rows = CandidateResult(candidate_id, cycle, cfg.strategy, seed, spec.spec_hash(), "failed",
                                       f"{type(exc).__name__}: {exc}", choices=choices, violation=10.0), None
             break
-    write_candidate(store, run_id, c, spec.to_json(), rows)
-    return c
+    return c, spec.to_json(), rows
 
 
 def _best_search(results) -> CandidateResult | None:

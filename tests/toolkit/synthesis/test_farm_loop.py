@@ -1,0 +1,63 @@
+"""Synthesis on a phone farm: two virtual phones measure a cycle's candidates in parallel; one is killed mid-run, the
+run finishes on the other with nothing lost or stored twice, and the candidates are the ones a one-phone run makes
+(same seeds -> same ids, seeds and architectures, whichever phone was faster)."""
+import sqlite3
+import threading
+import time
+
+from android_harness.virtual import VirtualPhone
+from toolkit.synthesis import SynthesisConfig, run_synthesis
+
+TINY = dict(prototype="resnet20", prototype_width=0.25, n_train=600, prototype_epochs=1, supernet_epochs=1, cycles=2,
+            population=3, final_k=1, profile_runs=3, probe_samples=32, recal_samples=128, target="android",
+            retrain_reference=False, requirements=("accuracy_drop<=100pt",))
+
+
+def _rows(db, sql, args=()):
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def test_two_phones_one_killed_mid_run_same_candidates_as_one_phone(tmp_path):
+    one_db, farm_db = tmp_path / "one.db", tmp_path / "farm.db"
+    with VirtualPhone("pixel_6") as a:
+        one = run_synthesis(SynthesisConfig(device=a.serial, **TINY), tmp_path / "one", one_db, progress=False)
+        b = VirtualPhone("pixel_6").start()
+        result = {}
+        try:
+            # The same prototype and supernet (their training is not what this test is about).
+            cfg = SynthesisConfig(device=a.serial, devices=(a.serial, b.serial),
+                                  prototype_path=str(tmp_path / "one" / "prototype.keras"),
+                                  supernet_path=str(tmp_path / "one"), **TINY)
+            worker = threading.Thread(target=lambda: result.update(r=run_synthesis(cfg, tmp_path / "farm", farm_db,
+                                                                                   progress=False)))
+            worker.start()
+            deadline = time.time() + 600
+            # b has measured a search candidate: kill it while the search goes on.
+            while not _rows(farm_db, "SELECT 1 FROM measurements WHERE device=? AND model_path LIKE ?",
+                            (b.serial, "%c00%")) and time.time() < deadline and worker.is_alive():
+                time.sleep(0.1)
+        finally:
+            b.stop()
+        worker.join(600)
+    assert "r" in result, "the farm run crashed instead of finishing on the other phone"
+    farm = result["r"]
+    assert farm.stopped == "done" and all(c.status == "ok" for c in farm.candidates)
+    # Same seeds -> same candidates, in the same order, as on one phone.
+    assert [(c.candidate_id, c.seed, c.spec_hash) for c in farm.candidates] == \
+        [(c.candidate_id, c.seed, c.spec_hash) for c in one.candidates]
+    assert [c.int8_top1 for c in farm.candidates] == [c.int8_top1 for c in one.candidates]
+    devices = dict(_rows(farm_db, "SELECT c.candidate_id, m.device FROM candidates c JOIN measurements m "
+                                  "ON m.model_id = c.model_id AND m.run_id = c.run_id WHERE c.phase='search'"))
+    assert set(devices.values()) == {a.serial, b.serial}  # both phones measured candidates
+    # Nothing lost, nothing twice: one measurement per evaluated search network.
+    counts = _rows(farm_db, "SELECT model_path, COUNT(*) FROM measurements WHERE model_path LIKE '%/candidates/%' "
+                            "GROUP BY model_path")
+    assert counts and all(n == 1 for _, n in counts)
+    evaluated = {c.candidate_id for c in farm.candidates if c.tflite_path and c.candidate_id in c.tflite_path}
+    evaluated.add("supernet-max")  # the prototype architecture as the search sees it
+    assert {p.rsplit("/", 1)[1].removesuffix("_int8.tflite") for p, _ in counts} == evaluated
+    assert all(c.latency_source == "virtual:pixel_6" for c in farm.candidates)
