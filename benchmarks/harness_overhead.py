@@ -13,7 +13,12 @@ gives how many reused and the ratio over all of them together. The configuration
 round, so a busy machine slows them alike, after ``--warmup`` latency-only profiles (a measuring loop's phone
 has been running: its battery temperature has settled).
 
-    python benchmarks/harness_overhead.py [--secs 10] [--repeats 3] [--warmup 2]
+Throughput of a phone farm (``toolkit.targets.farm.PhoneFarm``): ``--farm-models`` copies of the model measured
+as a synthesis cycle measures them (latency + energy, ``--farm-secs`` per profile) through a farm of one virtual
+phone, then of two; prints models measured per minute and the ratio. The virtual phones run their benchmarks on
+this machine's CPUs, so on a busy machine two of them share its cores (real phones do not).
+
+    python benchmarks/harness_overhead.py [--secs 10] [--repeats 3] [--warmup 2] [--farm-models 8] [--only farm]
 """
 from __future__ import annotations
 
@@ -48,8 +53,50 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2, help="latency-only profiles first, not counted")
     parser.add_argument("--profile", default="pixel_6")
+    parser.add_argument("--farm-models", type=int, default=8, help="models per farm size in the throughput table")
+    parser.add_argument("--farm-secs", type=float, default=1.0, help="--min_secs of each farm profile (default 1, "
+                                                                     "what synthesis uses on a phone)")
+    parser.add_argument("--only", choices=("overhead", "farm"), default=None, help="print only this table")
     args = parser.parse_args()
+    if args.only != "farm":
+        overhead(args)
+    if args.only != "overhead":
+        farm_throughput(args)
+    return 0
 
+
+def farm_throughput(args) -> None:
+    import shutil
+    import time
+
+    from android_harness.virtual import VirtualPhone
+    from toolkit.targets import ProfileOptions
+    from toolkit.targets.farm import PhoneFarm
+
+    folder = Path(tempfile.mkdtemp())
+    first = small_model(folder / "farm_0_int8.tflite")
+    models = [first] + [Path(shutil.copy(first, folder / f"farm_{i}_int8.tflite")) for i in range(1, args.farm_models)]
+    options = ProfileOptions(num_runs=30, warmup_runs=5, min_secs=args.farm_secs)  # as synthesis measures
+    rows = []
+    with VirtualPhone(args.profile) as a, VirtualPhone(args.profile) as b:
+        for phones in ([a.serial], [a.serial, b.serial]):
+            with PhoneFarm(phones) as farm:
+                farm.submit(first, ProfileOptions(num_runs=5, min_secs=0.2, measure_energy=False)).result()  # warm
+                before = {s.serial: s.jobs_done for s in farm.status()}
+                started = time.perf_counter()
+                done = [f.result() for f in [farm.submit(m, options) for m in models]]
+                wall = time.perf_counter() - started
+                per_phone = {s.serial: s.jobs_done - before[s.serial] for s in farm.status()}
+            rows.append((len(phones), wall, len(done) / wall * 60, per_phone))
+    print(f"\nphone farm throughput: {args.farm_models} models, latency + energy, --min_secs={args.farm_secs:g} "
+          f"(virtual {args.profile} phones on this machine)\n")
+    print(f"{'phones':>6}{'wall s':>9}{'models/min':>12}{'ratio':>8}  jobs per phone")
+    for n, wall, rate, per_phone in rows:
+        print(f"{n:>6}{wall:>9.1f}{rate:>12.1f}{rate / rows[0][2]:>7.2f}x  "
+              f"{', '.join(str(v) for v in per_phone.values())}")
+
+
+def overhead(args) -> None:
     from android_harness.benchmark import BenchmarkOptions
     from android_harness.connection import connect
     from android_harness.deploy import push_cached
@@ -111,7 +158,6 @@ def main() -> int:
     print("wall s excludes the thermal gate's wait for the phone to cool (shown apart)")
     print(f"\nfirst push moved {first.bytes_transferred} bytes; second push moved {second.bytes_transferred} bytes "
           f"(cached: {second.cached}); target 0")
-    return 0
 
 
 if __name__ == "__main__":
