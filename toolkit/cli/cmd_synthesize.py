@@ -120,9 +120,29 @@ def register(subparsers) -> None:
                         "(--supernet-from) must share it")
     p.add_argument("--out", required=True, help="run folder (prototype, supernet, candidates, finals, generator.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--executor", choices=("inprocess", "ray"), default="inprocess",
+                   help="where search candidates are evaluated: in this process (default), or as Ray tasks on the "
+                        "cluster at --ray-address (pip install 'ferminet-toolkit[ray]'; host target; the run folder "
+                        "must be at the same path on every node); this process alone writes the store")
+    p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="the Ray cluster's head for --executor ray (default: $RAY_ADDRESS, or this machine's cluster)")
     p.add_argument("--db", default=None,
                    help="results store (default: ./ferminet.db; with --resume, the store the run recorded)")
     p.set_defaults(func=run, synthesize_parser=p)
+
+
+def _executor(args: argparse.Namespace):
+    """None (in-process), or a Ray executor connected to --ray-address (Ray is imported only then)."""
+    if args.executor == "inprocess":
+        if args.ray_address:
+            from toolkit.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"--ray-address is for --executor ray. Received: --ray-address "
+                                       f"{args.ray_address} with --executor inprocess")
+        return None
+    from toolkit.scale.tasks import get_executor
+
+    return get_executor("ray", args.ray_address)
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -152,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
             flags = ", ".join("--" + g.replace("_", "-") for g in given)
             raise InvalidArgumentError(f"--resume continues the run as recorded in {args.out}/run.json; {flags} "
                                        f"would be ignored. Drop {flags} (only --cycles and --db apply to a resume)")
-        result = run_synthesis(SynthesisConfig(), args.out, args.db, resume=True, cycles=args.cycles)
+        result = run_synthesis(SynthesisConfig(), args.out, args.db, resume=True, cycles=args.cycles,
+                               executor=_executor(args))
     else:
         if args.strategy in ("width", "l1prune") and (args.cycles is not None or args.population is not None):
             raise InvalidArgumentError(f"--strategy {args.strategy} evaluates one uniform network per width option; "
@@ -175,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
             n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
             data_seed=args.data_seed)
-        result = run_synthesis(config, args.out, args.db)
+        result = run_synthesis(config, args.out, args.db, executor=_executor(args))
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
           f"{len(result.candidates)} candidates searched, {len(result.feasible)} met the requirements on the "
           f"proxy (validation); {len(result.finals)} final-trained")

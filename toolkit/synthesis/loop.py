@@ -174,11 +174,14 @@ class _Phases:
 
 
 def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path | None = None, *,
-                  resume: bool = False, progress: bool = True, cycles: int | None = None) -> SynthesisResult:
+                  resume: bool = False, progress: bool = True, cycles: int | None = None,
+                  executor=None) -> SynthesisResult:
     """Run (or resume) a synthesis run into ``out_dir`` and the store ``db``; see the module docstring.
 
     With ``resume``, the run's own ``run.json`` config and store are used (``db`` overrides the store);
-    ``cycles`` then extends a gensynth or random run to that many cycles in total."""
+    ``cycles`` then extends a gensynth or random run to that many cycles in total. ``executor``: None evaluates
+    search candidates in this process; a :class:`toolkit.scale.tasks.RayExecutor` runs them as Ray tasks (stored
+    here, in proposal order, each cycle waiting for its population: the same seeds give the same candidates)."""
     out = Path(out_dir)
     if resume:
         saved = read_run_file(out)
@@ -190,11 +193,11 @@ def run_synthesis(config: SynthesisConfig, out_dir: str | Path, db: str | Path |
     from toolkit.store import check_store_path
 
     check_store_path(db)
-    return _run_locked(config, out, db, resume, progress, cycles)
+    return _run_locked(config, out, db, resume, progress, cycles, executor)
 
 
 def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: bool,
-                cycles: int | None) -> SynthesisResult:
+                cycles: int | None, executor=None) -> SynthesisResult:
     from toolkit.store import Store
 
     started = time.perf_counter()
@@ -212,8 +215,11 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
                                            f"extend it. Received: {cycles}")
             config = dataclasses.replace(config, cycles=cycles)
     requirements = parse_requirements(config.requirements)
+    if executor is not None:
+        executor.check(config)
     ctx = Context(config, out, requirements)  # loads data, reaches the target: fails before anything is written
     ctx.progress = progress
+    ctx.executor = executor
     try:
         with RunLock(out), Store(db) as store:
             return _run_stages(ctx, store, run_id, db, started)
@@ -516,8 +522,11 @@ def _start_candidate(ctx: Context, candidate_id: str, cycle: int, seed: int | No
 
 
 def _start_assess(ctx: Context, candidate_id: str, cycle: int, seed: int | None, choices: dict):
-    """Extraction + int8 conversion now, the measurement queued: an Assessment, or the ToolkitError it raised."""
+    """Extraction + int8 conversion now, the measurement queued: an Assessment, or the ToolkitError it raised.
+    With a Ray executor all of it is a Ray task: its pending result has the same done()/finish()/spec."""
     cfg = ctx.config
+    if getattr(ctx, "executor", None) is not None:
+        return ctx.executor.start(ctx, candidate_id, cycle, seed, choices)
     try:
         model, spec = ctx.evaluator.proxy(choices, name=f"{cfg.prototype}_{candidate_id}")
         return start_assess(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=cfg.strategy,
