@@ -5,7 +5,9 @@ extraction from the supernet + batch-norm re-estimation + validated int8 convers
 host target) run as Ray tasks, and the driver stores them in proposal order after the whole population is in, before
 the generator's update, so the same seeds give the same candidates as in-process. A task runs what the in-process
 loop runs (``evaluator.proxy`` then ``start_assess(...).finish()``) on a worker that rebuilt the run's evaluator from
-the run folder once (data split, prototype, channel importance, supernet checkpoint). The run folder must be at the same path on every
+the run folder once (data split, prototype, channel importance, supernet checkpoint). The finals (final recipe,
+int8, validation, test once) are Ray tasks too, all at once; the reference (the prototype retrained) stays on the
+driver. The run folder must be at the same path on every
 node (one machine, or shared storage such as NFS); results come back to the driver, which stores them.
 
 Ray retries a task whose worker died (``max_retries``); a candidate's own failure comes back as a failed candidate,
@@ -33,6 +35,7 @@ class RunState:
     out: str
     search_reference: float | None
     prototype_result: object  # CandidateResult (relative bounds divide by its costs)
+    final_reference: object = None  # CandidateResult finals are judged against (final tasks only)
 
 
 _CONTEXTS: dict = {}  # per worker process: (out, config, checkpoint mtime) -> Context
@@ -82,6 +85,7 @@ def worker_context(state: RunState):
         _CONTEXTS[key] = ctx
     ctx.search_reference = state.search_reference
     ctx.prototype_result = state.prototype_result
+    ctx.final_reference = state.final_reference
     return ctx
 
 
@@ -97,6 +101,14 @@ def _evaluate_task(state: RunState, candidate_id: str, cycle: int, seed, choices
                            seed=seed, choices=choices, phase="search", reference=ctx.search_reference)
     c, rows = pending.finish()
     return c, rows, pending.spec
+
+
+def _final_task(state: RunState, parent):
+    """On a worker: one final (final recipe, int8, validation, test once, host measurement), as in-process."""
+    from toolkit.synthesis.finals import run_final
+
+    c, rows = run_final(worker_context(state), parent)
+    return c, rows, None
 
 
 class RayPending:
@@ -141,7 +153,9 @@ class RayExecutor:
         self.ray = connect(address)
         if num_gpus is None:
             num_gpus = 1 if self.ray.cluster_resources().get("GPU", 0) >= 1 else 0
-        self._task = self.ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_evaluate_task)
+        options = dict(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)
+        self._task = self.ray.remote(**options)(_evaluate_task)
+        self._final = self.ray.remote(**options)(_final_task)
         self._state = None
         self._state_key = None
 
@@ -159,6 +173,12 @@ class RayExecutor:
                                                 ctx.search_reference, ctx.prototype_result))
             self._state_key = key
         return RayPending(self.ray, self._task.remote(self._state, candidate_id, cycle, seed, choices))
+
+    def start_final(self, ctx, parent) -> RayPending:
+        """Submit one final's training and assessment (finals.run_final) as a Ray task."""
+        state = RunState(ctx.config.to_dict(), str(Path(ctx.out).resolve()), ctx.search_reference,
+                         ctx.prototype_result, ctx.final_reference)
+        return RayPending(self.ray, self._final.remote(state, parent))
 
 
 def get_executor(name: str = "inprocess", address: str | None = None):

@@ -83,20 +83,31 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
     return proto, reference
 
 
+def run_final(ctx: Context, parent: CandidateResult) -> tuple[CandidateResult, tuple]:
+    """One final: the final recipe from ``parent``'s choices, then int8, validation, test (once) and the target."""
+    cfg, ref = ctx.config, ctx.final_reference
+    cid = f"final-{parent.candidate_id}"
+    model, spec = train_final(ctx, parent.choices, f"{cfg.prototype}_{cid}")
+    return assess(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy, seed=parent.seed,
+                  choices=parent.choices, phase="final", reference=ref.int8_top1, test_reference=ref.test_top1,
+                  parent=parent.candidate_id, proxy_top1=parent.int8_top1)
+
+
 def run_finals(ctx: Context, store, run_id: str, done: dict, results) -> list[CandidateResult]:
     cfg = ctx.config
-    ref = ctx.final_reference
     finals = []
-    for parent in choose_finals(results, cfg.final_k):
+    chosen = choose_finals(results, cfg.final_k)
+    # With a Ray executor every final trains at once, each a Ray task; they are stored here, in this order.
+    executor = getattr(ctx, "executor", None)
+    started = {} if executor is None else {
+        f"final-{p.candidate_id}": executor.start_final(ctx, p) for p in chosen if f"final-{p.candidate_id}" not in done}
+    for parent in chosen:
         cid = f"final-{parent.candidate_id}"  # a resumed or extended run reuses a final only for the same parent
         if cid in done:
             finals.append(candidate_from_row(done[cid]))
             continue
         try:
-            model, spec = train_final(ctx, parent.choices, f"{cfg.prototype}_{cid}")
-            c, rows = assess(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy,
-                             seed=parent.seed, choices=parent.choices, phase="final", reference=ref.int8_top1,
-                             test_reference=ref.test_top1, parent=parent.candidate_id, proxy_top1=parent.int8_top1)
+            c, rows = started[cid].finish() if cid in started else run_final(ctx, parent)
         except ToolkitError as exc:
             log.warning("final %s failed: %s", cid, exc)
             c, rows = CandidateResult(cid, parent.cycle, cfg.strategy, parent.seed, parent.spec_hash, "failed",

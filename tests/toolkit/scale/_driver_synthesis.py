@@ -22,18 +22,19 @@ config = SynthesisConfig(prototype="resnet20", prototype_width=0.25, n_train=300
                          requirements=("accuracy_drop<=100pt", "macs<=1.5M", "params<=0.9x"))
 
 
-def candidates(db):
+def candidates(db, phase="search"):
     with sqlite3.connect(db) as conn:
         return [list(r) for r in conn.execute(
-            "SELECT candidate_id, spec_hash, status, int8_top1, macs FROM candidates WHERE phase='search' "
-            "ORDER BY candidate_id")]
+            "SELECT candidate_id, spec_hash, status, int8_top1, macs FROM candidates WHERE phase=? "
+            "ORDER BY candidate_id", (phase,))]
 
 
 out = {}
 t = time.monotonic()
 local = run_synthesis(config, ws / "inprocess", ws / "inprocess.db", progress=False)
 out["inprocess"] = {"wall_s": time.monotonic() - t, "phases": local.phase_seconds,
-                    "candidates": candidates(ws / "inprocess.db")}
+                    "candidates": candidates(ws / "inprocess.db"),
+                    "finals": candidates(ws / "inprocess.db", "final")}
 
 shared = ws / "ray"
 shared.mkdir()
@@ -47,5 +48,6 @@ t = time.monotonic()
 executor = RayExecutor("127.0.0.1:6379")
 remote = run_synthesis(ray_config, shared, ws / "ray.db", progress=False, executor=executor)
 out["ray"] = {"wall_s": time.monotonic() - t, "phases": remote.phase_seconds, "candidates": candidates(ws / "ray.db"),
+              "finals": candidates(ws / "ray.db", "final"),
               "cluster_cpus": executor.ray.cluster_resources().get("CPU")}
 print(json.dumps(out))

@@ -12,6 +12,10 @@ def test_same_seeds_same_candidates_in_process_and_on_ray(ray_cluster, tmp_path)
     # Same ids, same architectures (spec hash), same MACs, same proxy accuracy within float noise.
     assert [(c[0], c[1], c[4]) for c in remote] == [(c[0], c[1], c[4]) for c in local]
     assert all(abs(a[3] - b[3]) < 1e-6 for a, b in zip(local, remote))
+    # The final (trained as a Ray task on a worker) is the same network, evaluated, stored once by the driver.
+    local_f, remote_f = r["inprocess"]["finals"], r["ray"]["finals"]
+    assert len(local_f) == 1 and [f[:2] for f in remote_f] == [f[:2] for f in local_f]
+    assert remote_f[0][2] == "ok" and remote_f[0][3] is not None
     print("wall s: in-process", {k: round(v, 1) for k, v in r["inprocess"]["phases"].items()},
           "ray", {k: round(v, 1) for k, v in r["ray"]["phases"].items()})
 
