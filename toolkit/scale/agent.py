@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,10 @@ from toolkit.scale.cluster import NAMESPACE, ScaleError, connect
 from toolkit.scale.phones import RemotePhone, actor_name, phone_resources, remote_phone_class
 
 log = logging.getLogger(__name__)
+
+
+class _NodeExited(Exception):
+    """`ray start` exited before this host's node joined."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Agent:
     """
 
     def __init__(self, ray_address: str, serials, *, target_kwargs: dict | None = None, num_cpus: int = 0,
-                 node_ip: str | None = None, start_timeout_s: float = 90.0):
+                 node_ip: str | None = None, start_timeout_s: float = 90.0, node_attempts: int = 3):
         if not serials:
             raise ScaleError("The agent needs at least one phone: pass --device SERIAL or --connect HOST:PORT")
         self.ray_address = ray_address
@@ -65,6 +70,7 @@ class Agent:
         self.num_cpus = num_cpus
         self.node_ip = node_ip or _default_node_ip(ray_address)
         self.start_timeout_s = start_timeout_s
+        self.node_attempts = node_attempts
         self.phones: list[AgentPhone] = []
         self.described: list[RemotePhone] = []
         self._node: subprocess.Popen | None = None
@@ -90,31 +96,46 @@ class Agent:
                "--num-cpus", str(self.num_cpus), "--disable-usage-stats", "--block"]
         if self.node_ip:
             cmd += ["--node-ip-address", self.node_ip]
-        fd, name = tempfile.mkstemp(prefix="ferminet-agent-node-", suffix=".log")
-        self._node_log = Path(name)
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-        with os.fdopen(fd, "w") as out:
-            self._node = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                          start_new_session=True)
         try:
+            for attempt in range(1, self.node_attempts + 1):
+                try:
+                    self._start_node(cmd)
+                    break
+                except _NodeExited as exc:
+                    # `ray start` gives a raylet 30 s to register (hard-coded); a busy host can miss that.
+                    if attempt == self.node_attempts:
+                        raise ScaleError(str(exc)) from None
+                    log.warning("%s; starting this host's Ray node again (attempt %d of %d)", exc, attempt + 1,
+                                self.node_attempts)
+                    self._stop_node()
             self._register()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _register(self) -> None:
+    def _start_node(self, cmd: list[str]) -> None:
+        """Start this host's Ray node and wait until the cluster lists its phone resources."""
+        fd, name = tempfile.mkstemp(prefix="ferminet-agent-node-", suffix=".log")
+        self._node_log = Path(name)
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        with os.fdopen(fd, "w") as out:
+            self._node = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                          start_new_session=True)
         ray = connect(self.ray_address)
         wanted = {f"phone-serial:{p.serial}" for p in self.phones}
         deadline = time.monotonic() + self.start_timeout_s
         while not wanted <= set(ray.cluster_resources()):
             if self._node.poll() is not None:
-                raise ScaleError(f"`ray start --address {self.ray_address}` exited ({self._node.returncode}): "
-                                 f"{self._node_tail()}")
+                raise _NodeExited(f"`ray start --address {self.ray_address}` exited ({self._node.returncode}): "
+                                  f"{self._node_tail()}")
             if time.monotonic() > deadline:
                 raise ScaleError(f"This host's Ray node did not join {self.ray_address} within "
                                  f"{self.start_timeout_s:.0f} s: {self._node_tail()}")
             time.sleep(0.5)
+
+    def _register(self) -> None:
+        ray = connect(self.ray_address)
         cls = remote_phone_class()
         for p in self.phones:
             handle = cls.options(name=actor_name(p.serial), namespace=NAMESPACE, lifetime="detached",
@@ -154,16 +175,25 @@ class Agent:
         except Exception as exc:  # noqa: BLE001 - stopping never raises
             log.warning("leaving the Ray cluster: %s", exc)
         self._handles = []
+        self._stop_node()
+
+    def _stop_node(self) -> None:
         node, self._node = self._node, None
-        if node is not None and node.poll() is None:
-            node.terminate()  # `ray start --block` stops the processes it started when it is terminated
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait()
+        if node is not None:
+            if node.poll() is None:
+                node.terminate()  # `ray start --block` stops the processes it started when it is terminated
+                try:
+                    node.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    node.kill()
+                    node.wait()
+            try:  # what a failed `ray start` left behind (raylet, agents): its own session, which we started
+                os.killpg(node.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         if self._node_log is not None:
             self._node_log.unlink(missing_ok=True)
+            self._node_log = None
 
     def __enter__(self) -> "Agent":
         return self.start()

@@ -43,7 +43,7 @@ with VirtualPhone("pixel_6") as a, VirtualPhone("pixel_6") as b:
     agents = {a.serial: agent(a.serial), b.serial: agent(b.serial)}
     try:
         ray = connect(ADDRESS)
-        wait_for_phones([a.serial, b.serial], timeout_s=120)
+        wait_for_phones([a.serial, b.serial], timeout_s=300)
         out["agents_up_s"] = time.monotonic() - t0
         out["resources"] = sorted(k for k in ray.cluster_resources() if k.startswith("phone"))
         long = ProfileOptions(num_threads=1, warmup_runs=1, num_runs=5, min_secs=3.0, measure_energy=False)

@@ -3,7 +3,7 @@ in the test's own network namespace (conftest.py), with virtual phones speaking 
 
 
 def test_agent_phones_survive_a_killed_worker_and_a_leaving_host(ray_cluster, int8_tflite):
-    r = ray_cluster.run_driver("_driver_phones.py", str(int8_tflite[0]))
+    r = ray_cluster.run_driver("_driver_phones.py", str(int8_tflite[0]), timeout=480)
     a, b = r["serials"]
     # Each agent added its phone's model and serial as custom resources of its own node.
     assert set(r["resources"]) == {"phone:Pixel 6", f"phone-serial:{a}", f"phone-serial:{b}"}
