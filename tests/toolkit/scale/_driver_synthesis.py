@@ -1,19 +1,23 @@
-"""Runs inside the test's network namespace (see conftest.py): the same tiny synthesis in-process and with
-``--executor ray`` on the namespace's 2-CPU Ray cluster. Prints one JSON line: each run's candidates and times.
+"""Runs inside the test's network namespace (see conftest.py): the same tiny synthesis in-process and with the Ray
+executor on the namespace's 2-CPU Ray cluster; the Ray run's driver is killed (SIGKILL) after its first search
+candidate is stored, and resumed. Prints one JSON line: each run's candidates and times.
 
 The Ray run starts from the in-process run's prototype, channel importance, per-op profile and supernet (copied or
 named, as `--supernet-from` does), so the two runs differ only in where candidates are evaluated.
 
-usage: _driver_synthesis.py WORKDIR
+usage: _driver_synthesis.py WORKDIR            (the test)
+       _driver_synthesis.py WORKDIR --ray-run [--resume]   (the Ray run's driver, a child process)
 """
 import json
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from toolkit.scale.tasks import RayExecutor
 from toolkit.synthesis import SynthesisConfig, run_synthesis
 
 ws = Path(sys.argv[1])
@@ -29,6 +33,21 @@ def candidates(db, phase="search"):
             "ORDER BY candidate_id", (phase,))]
 
 
+if "--ray-run" in sys.argv:
+    from toolkit.scale.tasks import RayExecutor
+
+    executor = RayExecutor("127.0.0.1:6379")
+    if "--resume" in sys.argv:
+        run_synthesis(config, ws / "ray", resume=True, progress=False, executor=executor)
+    else:
+        ray_config = SynthesisConfig(**{**config.to_dict(), "requirements": config.requirements,
+                                        "width_options": config.width_options,
+                                        "resolution_options": config.resolution_options,
+                                        "prototype_path": str(ws / "inprocess" / "prototype.keras"),
+                                        "supernet_path": str(ws / "inprocess")})
+        run_synthesis(ray_config, ws / "ray", ws / "ray.db", progress=False, executor=executor)
+    sys.exit(0)
+
 out = {}
 t = time.monotonic()
 local = run_synthesis(config, ws / "inprocess", ws / "inprocess.db", progress=False)
@@ -40,14 +59,30 @@ shared = ws / "ray"
 shared.mkdir()
 for name in ("prototype_op_profile.json", "importance.npz"):
     shutil.copy(ws / "inprocess" / name, shared / name)
-ray_config = SynthesisConfig(**{**config.to_dict(), "prototype_path": str(ws / "inprocess" / "prototype.keras"),
-                                "supernet_path": str(ws / "inprocess"),
-                                "requirements": config.requirements, "width_options": config.width_options,
-                                "resolution_options": config.resolution_options})
+child = [sys.executable, __file__, str(ws), "--ray-run"]
 t = time.monotonic()
-executor = RayExecutor("127.0.0.1:6379")
-remote = run_synthesis(ray_config, shared, ws / "ray.db", progress=False, executor=executor)
-out["ray"] = {"wall_s": time.monotonic() - t, "phases": remote.phase_seconds, "candidates": candidates(ws / "ray.db"),
-              "finals": candidates(ws / "ray.db", "final"),
-              "cluster_cpus": executor.ray.cluster_resources().get("CPU")}
+first = subprocess.Popen(child)
+stored = []
+while first.poll() is None:
+    if (ws / "ray.db").exists():
+        try:
+            stored = [c for c in candidates(ws / "ray.db") if c[0].startswith("c")]
+        except sqlite3.OperationalError:
+            stored = []
+        if stored:
+            os.kill(first.pid, signal.SIGKILL)  # the driver dies mid-search; its Ray tasks die with its job
+            break
+    time.sleep(0.05)
+first.wait()
+out["killed"] = {"returncode": first.returncode, "stored_before": len(stored)}
+resumed = subprocess.run(child + ["--resume"])
+assert resumed.returncode == 0, resumed.returncode
+with sqlite3.connect(ws / "ray.db") as conn:
+    out["ray_rows"] = conn.execute("SELECT COUNT(*), COUNT(DISTINCT candidate_id) FROM candidates").fetchone()
+out["ray"] = {"wall_s": time.monotonic() - t, "phases": json.loads((shared / "phases.json").read_text()),
+              "candidates": candidates(ws / "ray.db"), "finals": candidates(ws / "ray.db", "final")}
+import ray  # noqa: E402 - only to read the cluster's size
+
+ray.init(address="127.0.0.1:6379", log_to_driver=False)
+out["ray"]["cluster_cpus"] = ray.cluster_resources().get("CPU")
 print(json.dumps(out))

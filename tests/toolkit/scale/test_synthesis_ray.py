@@ -1,11 +1,15 @@
 """`synthesize --executor ray`: the same tiny synthesis in-process and on a 2-CPU local Ray cluster (in the test's
-own network namespace) gives the same candidates; the driver alone writes the store."""
+own network namespace) gives the same candidates, also when the Ray run's driver is killed mid-search and resumed;
+the driver alone writes the store."""
 
 
-def test_same_seeds_same_candidates_in_process_and_on_ray(ray_cluster, tmp_path):
+def test_same_seeds_same_candidates_in_process_and_on_ray_after_kill_and_resume(ray_cluster, tmp_path):
     r = ray_cluster.run_driver("_driver_synthesis.py", str(tmp_path), timeout=420)
     local, remote = r["inprocess"]["candidates"], r["ray"]["candidates"]
     assert r["ray"]["cluster_cpus"] == 2.0
+    # The Ray run's driver was killed (SIGKILL) after storing part of the search, then resumed: nothing written twice.
+    assert r["killed"]["returncode"] == -9 and 1 <= r["killed"]["stored_before"] < 4
+    assert r["ray_rows"][0] == r["ray_rows"][1]
     # supernet-max plus 2 cycles x 2 candidates, every one evaluated (none failed), once each.
     assert [c[0] for c in local] == ["c000-00", "c000-01", "c001-00", "c001-01", "supernet-max"]
     assert all(c[2] == "ok" for c in local)
@@ -17,7 +21,7 @@ def test_same_seeds_same_candidates_in_process_and_on_ray(ray_cluster, tmp_path)
     assert len(local_f) == 1 and [f[:2] for f in remote_f] == [f[:2] for f in local_f]
     assert remote_f[0][2] == "ok" and remote_f[0][3] is not None
     print("wall s: in-process", {k: round(v, 1) for k, v in r["inprocess"]["phases"].items()},
-          "ray", {k: round(v, 1) for k, v in r["ray"]["phases"].items()})
+          "ray", {k: round(v, 1) for k, v in r["ray"]["phases"].items()}, "killed", r["killed"])
 
 
 def test_ray_address_without_the_ray_executor_is_refused(tmp_path, capsys):
