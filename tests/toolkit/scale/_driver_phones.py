@@ -1,5 +1,5 @@
 """Runs inside the test's network namespace (see conftest.py): two virtual phones, one `ferminet agent` each,
-a RayPhonePool over them. Prints one JSON line with what happened.
+a RayPhonePool over them. Prints one line, "RESULT <JSON>" with what happened.
 
 usage: _driver_phones.py MODEL.tflite
 """
@@ -89,4 +89,4 @@ with VirtualPhone("pixel_6") as a, VirtualPhone("pixel_6") as b:
                 p.wait(timeout=60)
     out["serials"] = [a.serial, b.serial]
     out["wall_s"] = time.monotonic() - t0
-print(json.dumps(out))
+print("RESULT " + json.dumps(out), flush=True)

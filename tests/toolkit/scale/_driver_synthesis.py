@@ -1,6 +1,6 @@
 """Runs inside the test's network namespace (see conftest.py): the same tiny synthesis in-process and with the Ray
 executor on the namespace's 2-CPU Ray cluster; the Ray run's driver is killed (SIGKILL) after its first search
-candidate is stored, and resumed. Prints one JSON line: each run's candidates and times.
+candidate is stored, and resumed. Prints one line, "RESULT <JSON>": each run's candidates and times.
 
 The Ray run starts from the in-process run's prototype, channel importance, per-op profile and supernet (copied or
 named, as `--supernet-from` does), so the two runs differ only in where candidates are evaluated.
@@ -85,4 +85,4 @@ import ray  # noqa: E402 - only to read the cluster's size
 
 ray.init(address="127.0.0.1:6379", log_to_driver=False)
 out["ray"]["cluster_cpus"] = ray.cluster_resources().get("CPU")
-print(json.dumps(out))
+print("RESULT " + json.dumps(out), flush=True)

@@ -40,13 +40,14 @@ class NamespacedRay:
         return dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO), **extra)
 
     def run_driver(self, script: str, *args: str, timeout: float = 240) -> dict:
-        """Run tests/toolkit/scale/<script> in the namespace; its last stdout line is a JSON result."""
+        """Run tests/toolkit/scale/<script> in the namespace; it prints its JSON result on a line starting with
+        ``RESULT `` (Ray may print its own lines to stdout too)."""
         proc = subprocess.run(self.command(["nice", "-n", "19", sys.executable, str(HERE / script), *args]),
                               env=self.env(), capture_output=True, text=True, timeout=timeout)
-        lines = proc.stdout.strip().splitlines()
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         assert proc.returncode == 0 and lines, f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n" \
                                                f"{proc.stderr[-6000:]}"
-        return json.loads(lines[-1])
+        return json.loads(lines[-1][len("RESULT "):])
 
 
 def _children(pid: int) -> list[int]:

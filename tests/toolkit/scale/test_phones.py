@@ -18,3 +18,13 @@ def test_agent_phones_survive_a_killed_worker_and_a_leaving_host(ray_cluster, in
     assert status[b][0] is False and status[a][0] is True
     assert status[a][1] + status[b][1] == 4
     assert "agent stopped" in r["agent_b_output"], r["agent_b_output"]
+
+
+def test_agent_with_an_unreachable_phone_fails_in_one_line_before_joining(capsys):
+    # The phone is read before any Ray node starts: nothing joins a cluster (no Ray runs outside the namespace).
+    from toolkit.cli.main import main
+
+    code = main(["agent", "--ray-address", "127.0.0.1:6379", "--connect", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code != 0 and err.startswith("ferminet: error:") and "127.0.0.1:1" in err
+    assert len(err.strip().splitlines()) == 1
