@@ -108,6 +108,7 @@ class Context:
         self.prototype_result: CandidateResult | None = None  # what relative bounds ("energy_mj<=0.7x") divide by
         self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
         self.progress = False
+        self.executor = None  # None: this process evaluates; else e.g. toolkit.scale.tasks.RayExecutor
 
     def measure(self, tflite_path: Path, options) -> tuple[Future, tuple[Future, ...]]:
         """Queue the measurement of ``tflite_path``: (the one requirements are judged on, the other device models'

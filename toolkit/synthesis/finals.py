@@ -98,7 +98,7 @@ def run_finals(ctx: Context, store, run_id: str, done: dict, results) -> list[Ca
     finals = []
     chosen = choose_finals(results, cfg.final_k)
     # With a Ray executor every final trains at once, each a Ray task; they are stored here, in this order.
-    executor = getattr(ctx, "executor", None)
+    executor = ctx.executor
     started = {} if executor is None else {
         f"final-{p.candidate_id}": executor.start_final(ctx, p) for p in chosen if f"final-{p.candidate_id}" not in done}
     for parent in chosen:

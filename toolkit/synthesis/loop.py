@@ -525,7 +525,7 @@ def _start_assess(ctx: Context, candidate_id: str, cycle: int, seed: int | None,
     """Extraction + int8 conversion now, the measurement queued: an Assessment, or the ToolkitError it raised.
     With a Ray executor all of it is a Ray task: its pending result has the same done()/finish()/spec."""
     cfg = ctx.config
-    if getattr(ctx, "executor", None) is not None:
+    if ctx.executor is not None:
         return ctx.executor.start(ctx, candidate_id, cycle, seed, choices)
     try:
         model, spec = ctx.evaluator.proxy(choices, name=f"{cfg.prototype}_{candidate_id}")
