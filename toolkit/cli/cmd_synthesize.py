@@ -96,7 +96,9 @@ def register(subparsers) -> None:
                    help="epochs of weight-sharing training (sandwich rule); checkpointed each epoch (default 2)")
     p.add_argument("--supernet-from", default=None, metavar="RUN",
                    help="reuse the trained supernet of an earlier run with the same prototype and data")
-    p.add_argument("--final-k", type=positive_int, default=3, help="networks that get final training (default 3)")
+    p.add_argument("--final-k", type=non_negative_int, default=3,
+                   help="networks that get final training (default 3; 0: search only, finalize later with "
+                        "`ferminet generate --finalize`)")
     p.add_argument("--final-epochs", type=positive_int, default=None,
                    help="final-training epochs (default: --prototype-epochs, the prototype's budget)")
     p.add_argument("--final-lr", type=float, default=4e-3,
@@ -202,7 +204,10 @@ def run(args: argparse.Namespace) -> int:
           f"proxy (validation); {len(result.finals)} final-trained")
     rows = [result.prototype] + ([result.reference] if result.reference else []) + list(result.finals)
     print_candidates(rows)
-    if result.best is None:
+    if not result.finals:
+        print(f"no network was final-trained; `ferminet generate {result.out_dir} --seeds 1-3 --finalize` "
+              f"final-trains networks sampled from the learned generator")
+    elif result.best is None:
         print("no final network met the requirements on the validation split")
     else:
         b = result.best

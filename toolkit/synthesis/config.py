@@ -34,7 +34,7 @@ class SynthesisConfig:
     supernet_path: str | None = None  # a run folder whose trained supernet to reuse (same prototype and data)
     prototype_epochs: int = 3
     supernet_epochs: int = 2
-    final_k: int = 3
+    final_k: int = 3  # 0: search only (finalize later with `ferminet generate --finalize`)
     final_epochs: int | None = None  # default: the prototype's epochs (the same budget as the prototype)
     distill: bool = False  # final training also learns the prototype's soft predictions
     retrain_reference: bool = True  # the prototype architecture gets the finals' extra training too
@@ -68,7 +68,7 @@ class SynthesisConfig:
             raise InvalidArgumentError(f"Unknown prototype {self.prototype!r}. Use one of {', '.join(PROTOTYPES)}")
         if self.objective not in OBJECTIVES:
             raise InvalidArgumentError(f"Unknown objective {self.objective!r}. Use one of {', '.join(OBJECTIVES)}")
-        for name in ("cycles", "population", "prototype_epochs", "final_k", "threads", "profile_runs", "n_val",
+        for name in ("cycles", "population", "prototype_epochs", "threads", "profile_runs", "n_val",
                      "recal_samples", "probe_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -77,6 +77,9 @@ class SynthesisConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise InvalidArgumentError(f"{name} must be an integer >= 1 or None. Received: {name}={value!r}")
+        if isinstance(self.final_k, bool) or not isinstance(self.final_k, int) or self.final_k < 0:
+            raise InvalidArgumentError(f"final_k must be an integer >= 0 (0: search only). Received: "
+                                       f"final_k={self.final_k!r}")
         if isinstance(self.supernet_epochs, bool) or not isinstance(self.supernet_epochs, int) \
                 or self.supernet_epochs < 0:
             raise InvalidArgumentError(f"supernet_epochs must be an integer >= 0. "

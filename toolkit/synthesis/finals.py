@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 def choose_finals(results, k: int) -> list[CandidateResult]:
     """Up to ``k`` distinct architectures: the best U among those whose proxy meets the requirements, then the
     closest to meeting them (least total violation, then best U). Validation numbers only."""
+    if k <= 0:
+        return []
     ok = [c for c in results if c.status == "ok" and c.score is not None]
     ranked = sorted((c for c in ok if c.feasible), key=lambda c: -c.score) + \
         sorted((c for c in ok if not c.feasible), key=lambda c: (c.violation, -c.score))
@@ -61,7 +63,7 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
             conn.execute("UPDATE candidates SET test_top1=? WHERE run_id=? AND candidate_id=?",
                          (proto.test_top1, run_id, "prototype"))
     reference = None
-    if cfg.retrain_reference:
+    if cfg.retrain_reference and cfg.final_k > 0:  # the reference exists to judge finals
         cid = "reference"
         if cid in done:
             reference = candidate_from_row(done[cid])

@@ -11,7 +11,7 @@ from android_harness.virtual import VirtualPhone
 from toolkit.synthesis import SynthesisConfig, run_synthesis
 
 TINY = dict(prototype="resnet20", prototype_width=0.25, n_train=600, prototype_epochs=1, supernet_epochs=1, cycles=2,
-            population=3, final_k=1, profile_runs=3, probe_samples=32, recal_samples=128, retrain_reference=False, requirements=("accuracy_drop<=100pt",))
+            population=3, final_k=0, profile_runs=3, probe_samples=32, recal_samples=128, retrain_reference=False, requirements=("accuracy_drop<=100pt",))
 
 
 def _rows(db, sql, args=()):

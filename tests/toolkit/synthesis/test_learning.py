@@ -27,7 +27,7 @@ def runs(tmp_path_factory):
     db = ws / "l.db"
     common = dict(prototype="resnet20", prototype_width=0.5, n_train=4000, n_val=800, prototype_epochs=2,
                   supernet_epochs=4, cycles=CYCLES, population=5, profile_runs=3, probe_samples=64,
-                  recal_samples=256, final_k=1, retrain_reference=False, data_seed=0, requirements=REQUIREMENTS)
+                  recal_samples=256, final_k=0, retrain_reference=True, data_seed=0, requirements=REQUIREMENTS)
     first = run_synthesis(SynthesisConfig(strategy="gensynth", seed=SEEDS[0], **common), ws / "g0", db,
                           progress=False)
     shared = dict(prototype_path=str(ws / "g0" / "prototype.keras"), supernet_path=str(ws / "g0"), **common)
@@ -52,6 +52,12 @@ def test_gensynth_meets_the_requirement_more_often_than_random_search(runs):
     g_first = np.mean([_share(r, (0,)) for r in gensynth])
     assert g_later > r_later, (g_later, r_later)
     assert g_later > g_first, (g_first, g_later)
+
+
+def test_search_only_runs_train_no_finals_and_no_reference(runs):
+    gensynth, random = runs  # final_k=0: the reference exists to judge finals, so it is not retrained either
+    assert all(not r.finals and r.best is None and r.reference is None for r in gensynth + random)
+    assert all(r.prototype.test_top1 is not None for r in gensynth + random)  # the prototype is still reported
 
 
 def test_learned_generator_is_more_decided_than_uniform(runs):

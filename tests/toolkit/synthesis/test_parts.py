@@ -158,3 +158,16 @@ def test_insights_prior_tilts_widths(fmnist_small):
     cheapest = max(insights.cheapness, key=insights.cheapness.get)
     p = gen.probs[f"width:{cheapest}"]
     assert p[0] > p[-1]  # the group that costs most per unit of importance leans to small widths
+
+
+def test_final_k_zero_is_search_only_and_negative_is_refused():
+    from toolkit.synthesis import CandidateResult, SynthesisConfig
+    from toolkit.synthesis.finals import choose_finals
+
+    ok = [CandidateResult(f"c000-0{i}", 0, "gensynth", i, f"h{i}", "ok", None, score=float(i), feasible=True)
+          for i in range(3)]
+    assert choose_finals(ok, 0) == []
+    assert [c.candidate_id for c in choose_finals(ok, 2)] == ["c000-02", "c000-01"]  # best U first
+    assert SynthesisConfig(final_k=0).final_k == 0
+    with pytest.raises(InvalidArgumentError, match="final_k must be an integer >= 0"):
+        SynthesisConfig(final_k=-1)
