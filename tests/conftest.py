@@ -25,6 +25,24 @@ def _private_adb_key_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_tflite(tmp_path_factory):
+    """A real, small int8 .tflite (TensorFlow imported only for this fixture)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([np.random.rand(1, 16, 16, 1).astype("float32")] for _ in range(20))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    path = tmp_path_factory.mktemp("tflite") / "tiny_int8.tflite"
+    path.write_bytes(converter.convert())
+    return path
+
+
+@pytest.fixture(scope="session")
 def fmnist_small():
     """3,000 training / 500 test images of the real Fashion-MNIST (class-stratified)."""
     from toolkit.data import load_dataset

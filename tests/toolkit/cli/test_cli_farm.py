@@ -3,30 +3,11 @@ import sqlite3
 import threading
 import time
 
-import pytest
-
 from android_harness.virtual import VirtualPhone
 from toolkit.cli.main import main
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([np.random.rand(1, 16, 16, 1).astype("float32")] for _ in range(20))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    path = tmp_path_factory.mktemp("cli_farm") / "tiny_int8.tflite"
-    path.write_bytes(converter.convert())
-    return path
-
-
-def test_devices_shows_the_farm_busy_idle_and_down(tiny_model, capsys):
+def test_devices_shows_the_farm_busy_idle_and_down(tiny_tflite, capsys):
     from toolkit.cli.cmd_devices import farm_view
     from toolkit.targets import ProfileOptions
     from toolkit.targets.android import AndroidTarget
@@ -46,7 +27,7 @@ def test_devices_shows_the_farm_busy_idle_and_down(tiny_model, capsys):
         assert "down" in row[gone.serial] and gone.serial in row[gone.serial].split("down", 1)[1]  # and why
         # While a measurement runs on a, the farm view says it is busy (its benchmark's pid file names a live process).
         target = AndroidTarget(a.serial)
-        worker = threading.Thread(target=target.profile, args=(tiny_model, ProfileOptions(
+        worker = threading.Thread(target=target.profile, args=(tiny_tflite, ProfileOptions(
             num_runs=5, warmup_runs=1, min_secs=4.0, measure_energy=False)))
         worker.start()
         try:
@@ -60,10 +41,10 @@ def test_devices_shows_the_farm_busy_idle_and_down(tiny_model, capsys):
         assert not farm_view([a.serial], "127.0.0.1:1")[0].busy
 
 
-def test_profile_on_two_phones_at_once_and_one_down(tiny_model, tmp_path, capsys):
+def test_profile_on_two_phones_at_once_and_one_down(tiny_tflite, tmp_path, capsys):
     db = tmp_path / "r.db"
     with VirtualPhone("pixel_6") as a, VirtualPhone("pixel_4a") as b:
-        args = ["profile", str(tiny_model), "--no-energy", "--runs", "5", "--min-secs", "0.3", "--db", str(db),
+        args = ["profile", str(tiny_tflite), "--no-energy", "--runs", "5", "--min-secs", "0.3", "--db", str(db),
                 "--adb-server", "127.0.0.1:1"]
         assert main(args + ["--device", a.serial, "--device", b.serial]) == 0
         out = capsys.readouterr().out

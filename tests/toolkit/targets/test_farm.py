@@ -15,25 +15,12 @@ QUICK = ProfileOptions(num_runs=5, warmup_runs=1, min_secs=0.3, measure_energy=F
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
+def tiny_models(tiny_tflite, tmp_path_factory):
     """Four copies of one real int8 .tflite under different names, so each job's measurement is traceable."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([np.random.rand(1, 16, 16, 1).astype("float32")] for _ in range(20))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     folder = tmp_path_factory.mktemp("farm_models")
-    first = folder / "m0_int8.tflite"
-    first.write_bytes(converter.convert())
-    paths = [first]
-    for i in range(1, 4):
-        paths.append(folder / f"m{i}_int8.tflite")
-        shutil.copy(first, paths[-1])
+    paths = [folder / f"m{i}_int8.tflite" for i in range(4)]
+    for path in paths:
+        shutil.copy(tiny_tflite, path)
     return paths
 
 
