@@ -64,6 +64,15 @@ def main() -> int:
     parser.add_argument("--work", default="/tmp/final-budget", help="folder for the .tflite files")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "final_budget.json"))
     args = parser.parse_args()
+    if not all(e.strip().isdigit() and int(e) > 0 for e in args.epochs.split(",")):
+        parser.error(f"--epochs takes positive integers separated by commas, e.g. 3,6,12. Received: {args.epochs!r}")
+    if args.train_samples not in (None, "all") and not (args.train_samples.isdigit() and int(args.train_samples) > 0):
+        parser.error(f"--train-samples takes a positive integer or 'all'. Received: {args.train_samples!r}")
+    items = args.networks.split(",")
+    for item in items:
+        if item.count(":") != 1:
+            parser.error(f"--networks takes STRATEGY:CANDIDATE_ID items, e.g. gensynth:final-c002-04. "
+                         f"Received: {item!r}")
 
     import keras
     import numpy as np
@@ -99,8 +108,8 @@ def main() -> int:
     ctx.evaluator = SupernetEvaluator(supernet, ctx.recal_x)
 
     networks = [("reference", ctx.space.prototype_choices())]
-    for item in args.networks.split(","):
-        strategy, cid = item.split(":", 1)
+    for item in items:
+        strategy, cid = item.split(":")
         networks.append((item, _choices(args.db, strategy, cid)))
     epochs = [int(e) for e in args.epochs.split(",")]
     val = ctx.train_data  # its x_test/y_test are the validation split
@@ -143,4 +152,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from toolkit.errors import ToolkitError
+
+    try:
+        raise SystemExit(main())
+    except ToolkitError as exc:  # one line naming the bad value, as the CLI does
+        raise SystemExit(f"final_budget.py: {exc}") from None
