@@ -11,8 +11,8 @@ def register(subparsers) -> None:
         "agent", help="join a Ray cluster as a phone host: one Ray actor per attached phone",
         description="Start a Ray node on this host that joins the cluster at --ray-address with the custom resources "
                     "phone:<model> and phone-serial:<serial> for each phone, and register one actor per phone that "
-                    "measures on it (drivers use them through toolkit.scale.RayPhonePool; `synthesize --executor "
-                    "ray` does not measure on them yet). Runs "
+                    "measures on it (`synthesize --executor ray --target android` measures its candidates on "
+                    "them; other drivers use toolkit.scale.RayPhonePool). Runs "
                     "until Ctrl-C or SIGTERM; then the phones' actors are removed and the node leaves, so drivers "
                     "re-queue their work on other phones. Needs the ray extra: pip install 'ferminet-toolkit[ray]'.")
     p.add_argument("--ray-address", required=True, metavar="HOST:PORT", help="the Ray cluster's head (GCS) address")

@@ -72,9 +72,12 @@ def register(subparsers) -> None:
     p.add_argument("--target", choices=("host", "android"), default="host")
     p.add_argument("--device", action="append", default=None, metavar="SERIAL",
                    help="phone serial or host:port (implies --target android); repeat it for a phone farm: each "
-                        "cycle's candidates are measured on the phones in parallel")
+                        "cycle's candidates are measured on the phones in parallel. With --executor ray: serials "
+                        "of phones that `ferminet agent` registered in the cluster")
     p.add_argument("--devices", choices=("all",), default=None,
-                   help="all: every phone the adb server (127.0.0.1:5037) lists, plus the --device addresses")
+                   help="all: every phone the adb server (127.0.0.1:5037) lists, plus the --device addresses; with "
+                        "--executor ray: every phone registered in the Ray cluster (also the default of --target "
+                        "android there)")
     p.add_argument("--require-on", default=None, metavar="MODEL",
                    help="with phones of several device models: the model (e.g. 'Pixel 6') requirements and U are "
                         "judged on (default: the first phone's); every candidate is measured on each model and "
@@ -123,9 +126,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="run folder (prototype, supernet, candidates, finals, generator.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.add_argument("--executor", choices=("inprocess", "ray"), default="inprocess",
-                   help="where search candidates are evaluated: in this process (default), or as Ray tasks on the "
-                        "cluster at --ray-address (pip install 'ferminet-toolkit[ray]'; host target; the run folder "
-                        "must be at the same path on every node); this process alone writes the store")
+                   help="where search candidates are evaluated and finals trained: in this process (default), or "
+                        "as Ray tasks on the cluster at --ray-address (pip install 'ferminet-toolkit[ray]'; the run "
+                        "folder must be at the same path on every node). Measured on the workers' host, or with "
+                        "--target android on the cluster's phones (`ferminet agent`); this process alone writes "
+                        "the store")
     p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                    help="the Ray cluster's head for --executor ray (default: $RAY_ADDRESS, or this machine's cluster)")
     p.add_argument("--db", default=None,
@@ -180,8 +185,11 @@ def run(args: argparse.Namespace) -> int:
         if args.strategy in ("width", "l1prune") and (args.cycles is not None or args.population is not None):
             raise InvalidArgumentError(f"--strategy {args.strategy} evaluates one uniform network per width option; "
                                        f"it has no cycles or population. Drop --cycles/--population")
+        executor = _executor(args)
         phones = list(args.device or [])
-        if args.devices == "all":
+        if executor is not None and (args.devices == "all" or (args.target == "android" and not phones)):
+            phones = executor.phone_serials()  # the phones the cluster's agents serve
+        elif args.devices == "all":
             from toolkit.targets.farm import all_devices
 
             phones = all_devices(extra=phones)
@@ -198,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
             n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
             data_seed=args.data_seed)
-        result = run_synthesis(config, args.out, args.db, executor=_executor(args))
+        result = run_synthesis(config, args.out, args.db, executor=executor)
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
           f"{len(result.candidates)} candidates searched, {len(result.feasible)} met the requirements on the "
           f"proxy (validation); {len(result.finals)} final-trained")

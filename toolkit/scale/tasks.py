@@ -10,6 +10,12 @@ int8, validation, test once) are Ray tasks too, all at once; the reference (the 
 driver. The run folder must be at the same path on every
 node (one machine, or shared storage such as NFS); results come back to the driver, which stores them.
 
+With a phone target (``--target android``: the phones ``ferminet agent`` registered in the cluster, all of them or
+those named with ``--device``) a task only extracts and converts (``assess.prepare``, no target on the worker); as
+each task completes, the driver queues its measurement on a :class:`~toolkit.scale.phones.RayPhonePool`, whose
+actors run on the phones' own hosts, and scores it when it is in. Finals alike: trained and converted by a task,
+measured on a phone, their test top-1 read on the driver.
+
 Ray retries a task whose worker died (``max_retries``); a candidate's own failure comes back as a failed candidate,
 as in-process.
 """
@@ -36,6 +42,7 @@ class RunState:
     search_reference: float | None
     prototype_result: object  # CandidateResult (relative bounds divide by its costs)
     final_reference: object = None  # CandidateResult finals are judged against (final tasks only)
+    measure: bool = True  # False: phones measure (the driver queues them); the worker only converts
 
 
 _CONTEXTS: dict = {}  # per worker process: (out, config, checkpoint mtime) -> Context
@@ -65,10 +72,10 @@ def worker_context(state: RunState):
     out = Path(state.out)
     folder = _checkpoint_folder(config, out)
     stamp = max((p.stat().st_mtime_ns for p in folder.glob("*")), default=0) if folder.is_dir() else 0
-    key = (str(out), json.dumps(state.config, sort_keys=True, default=str), stamp)
+    key = (str(out), json.dumps(state.config, sort_keys=True, default=str), stamp, state.measure)
     ctx = _CONTEXTS.get(key)
     if ctx is None:
-        ctx = Context(config, out, parse_requirements(config.requirements))
+        ctx = Context(config, out, parse_requirements(config.requirements), connect=state.measure)
         spec = get_prototype(config.prototype, ctx.test.input_shape, ctx.test.num_classes, config.prototype_width)
         ctx.space = DecisionSpace.from_prototype(spec, config.width_options, config.resolution_options)
         ctx.prototype_model = keras.models.load_model(out / "prototype.keras", compile=False)
@@ -90,30 +97,55 @@ def worker_context(state: RunState):
 
 
 def _evaluate_task(state: RunState, candidate_id: str, cycle: int, seed, choices: dict):
-    """On a worker: extraction + BN re-estimation + int8 conversion + measurement, as the in-process loop does it
-    (``start_assess(...).finish()``); returns (CandidateResult, store rows, ArchSpec). Nothing is stored here."""
-    from toolkit.synthesis.assess import start_assess
+    """On a worker: extraction + BN re-estimation + int8 conversion, and (``state.measure``) the measurement on the
+    worker's host, as the in-process loop does it. Returns (CandidateResult, store rows, ArchSpec), or without
+    measurement the :class:`~toolkit.synthesis.assess.Prepared` network. Nothing is stored here."""
+    from toolkit.synthesis.assess import prepare
 
     ctx = worker_context(state)
     cfg = ctx.config
     model, spec = ctx.evaluator.proxy(choices, name=f"{cfg.prototype}_{candidate_id}")
-    pending = start_assess(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=cfg.strategy,
-                           seed=seed, choices=choices, phase="search", reference=ctx.search_reference)
-    c, rows = pending.finish()
-    return c, rows, pending.spec
+    prepared = prepare(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=cfg.strategy, seed=seed,
+                       choices=choices, phase="search", reference=ctx.search_reference)
+    if not state.measure:
+        return prepared
+    c, rows = prepared.queue(ctx).finish()
+    return c, rows, spec
 
 
 def _final_task(state: RunState, parent):
-    """On a worker: one final (final recipe, int8, validation, test once, host measurement), as in-process."""
-    from toolkit.synthesis.finals import run_final
+    """On a worker: one final (final recipe, int8, validation; with ``state.measure`` also test once and the host
+    measurement, as in-process), like :func:`_evaluate_task`."""
+    from toolkit.synthesis.finals import prepare_final
 
-    c, rows = run_final(worker_context(state), parent)
+    ctx = worker_context(state)
+    prepared = prepare_final(ctx, parent)
+    if not state.measure:
+        return prepared
+    c, rows = prepared.queue(ctx).finish()
     return c, rows, None
 
 
+def _get(ray, ref):
+    """A task's result; a candidate's own failure (a ToolkitError raised in the task) is raised as itself, to be
+    stored as a failed candidate as in-process."""
+    from ray.exceptions import RayTaskError
+
+    from toolkit.errors import ToolkitError
+
+    try:
+        return ray.get(ref)
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, ToolkitError):
+            raise cause from None
+        raise
+
+
 class RayPending:
-    """A candidate evaluating as a Ray task, with the loop's pending-assessment interface: ``done()``, ``finish()``
-    -> (CandidateResult, store rows) raising the candidate's own error as in-process, and ``spec``."""
+    """A candidate evaluating (and measured) as a Ray task, with the loop's pending-assessment interface:
+    ``done()``, ``finish()`` -> (CandidateResult, store rows) raising the candidate's own error as in-process, and
+    ``spec``."""
 
     def __init__(self, ray, ref):
         self._ray = ray
@@ -125,22 +157,50 @@ class RayPending:
         return bool(ready)
 
     def finish(self):
-        from ray.exceptions import RayTaskError
-
-        from toolkit.errors import ToolkitError
-
-        try:
-            c, rows, self.spec = self._ray.get(self._ref)
-        except RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, ToolkitError):
-                raise cause from None  # the candidate's own failure: stored as a failed candidate
-            raise
+        c, rows, self.spec = _get(self._ray, self._ref)
         return c, rows
 
 
+class PhonePending:
+    """A candidate converted by a Ray task and measured on the cluster's phones: when its task completes, the
+    executor queues the measurement here, on the driver (:meth:`RayExecutor.advance`). Same interface as
+    :class:`RayPending`."""
+
+    def __init__(self, executor: "RayExecutor", ref, ctx):
+        self._executor, self._ref, self._ctx = executor, ref, ctx
+        self._assessment = None
+        self._error = None
+        self.spec = None
+
+    def queue(self) -> None:
+        """The task is done: queue the measurement of what it converted (or keep the task's error)."""
+        from toolkit.errors import ToolkitError
+
+        try:
+            prepared = _get(self._executor.ray, self._ref)
+            self.spec = prepared.spec
+            self._assessment = prepared.queue(self._ctx)
+        except ToolkitError as exc:
+            self._error = exc
+
+    def _settled(self) -> bool:
+        return self._error is not None or self._assessment is not None
+
+    def done(self) -> bool:
+        self._executor.advance()
+        return self._error is not None or (self._assessment is not None and self._assessment.done())
+
+    def finish(self):
+        while not self._settled():
+            self._executor.advance(timeout=0.2)
+        if self._error is not None:
+            raise self._error
+        return self._assessment.finish()
+
+
 class RayExecutor:
-    """Evaluate search candidates as Ray tasks on the cluster at ``address`` (``auto``: this machine's).
+    """Evaluate search candidates (and train finals) as Ray tasks on the cluster at ``address`` (``auto``: this
+    machine's). A phone target's measurements run on the phones the cluster's agents serve (:meth:`phone_pool`).
 
     ``num_gpus`` per task: default 1 when the cluster has GPUs (extraction and BN re-estimation use one), else 0.
     ``max_retries``: Ray re-runs a task whose worker process or node died this often.
@@ -150,6 +210,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, *, num_cpus: float = 1, num_gpus: float | None = None,
                  max_retries: int = 3):
+        self.address = address
         self.ray = connect(address)
         if num_gpus is None:
             num_gpus = 1 if self.ray.cluster_resources().get("GPU", 0) >= 1 else 0
@@ -158,27 +219,68 @@ class RayExecutor:
         self._final = self.ray.remote(**options)(_final_task)
         self._state = None
         self._state_key = None
+        self._waiting: dict = {}  # task ref -> PhonePending whose measurement is not queued yet
 
     def check(self, config) -> None:
         """Refuse a run this executor cannot serve, before anything is trained."""
-        if config.target != "host":
-            raise ScaleError(f"--executor ray measures candidates on the workers' host target; this run's target is "
-                             f"{config.target!r}. Use --target host, or the in-process executor for phones")
+        if config.target not in ("host", "android"):
+            raise ScaleError(f"--executor ray measures on the workers' host or on the cluster's phones; this run's "
+                             f"target is {config.target!r}. Use --target host or --target android")
 
-    def start(self, ctx, candidate_id: str, cycle: int, seed, choices: dict) -> RayPending:
-        """Submit one candidate's evaluation; the loop goes on to the next and collects in proposal order."""
-        key = (ctx.search_reference, id(ctx.prototype_result))
+    def phone_serials(self) -> list[str]:
+        """Every phone registered in the cluster (by ``ferminet agent``), by serial."""
+        from toolkit.scale.phones import list_phone_actors
+
+        serials = list_phone_actors()
+        if not serials:
+            raise ScaleError("No phones are registered in the Ray cluster. Run `ferminet agent --ray-address ADDR` "
+                             "on the hosts the phones are plugged into, or use --target host")
+        return serials
+
+    def phone_pool(self, config):
+        """A phone target's measurements: a RayPhonePool over the run's phones (None for the host target)."""
+        if config.target != "android":
+            return None
+        from toolkit.scale.phones import RayPhonePool
+
+        return RayPhonePool(self.address, serials=config.phones or None)
+
+    def _run_state(self, ctx, final: bool = False):
+        measure = ctx.farm is None
+        if final:
+            return RunState(ctx.config.to_dict(), str(Path(ctx.out).resolve()), ctx.search_reference,
+                            ctx.prototype_result, ctx.final_reference, measure)
+        key = (ctx.search_reference, id(ctx.prototype_result), measure)
         if key != self._state_key:
             self._state = self.ray.put(RunState(ctx.config.to_dict(), str(Path(ctx.out).resolve()),
-                                                ctx.search_reference, ctx.prototype_result))
+                                                ctx.search_reference, ctx.prototype_result, measure=measure))
             self._state_key = key
-        return RayPending(self.ray, self._task.remote(self._state, candidate_id, cycle, seed, choices))
+        return self._state
 
-    def start_final(self, ctx, parent) -> RayPending:
+    def _pending(self, ctx, ref):
+        if ctx.farm is None:
+            return RayPending(self.ray, ref)
+        pending = PhonePending(self, ref, ctx)
+        self._waiting[ref] = pending
+        return pending
+
+    def start(self, ctx, candidate_id: str, cycle: int, seed, choices: dict):
+        """Submit one candidate's evaluation; the loop goes on to the next and collects in proposal order."""
+        ref = self._task.remote(self._run_state(ctx), candidate_id, cycle, seed, choices)
+        return self._pending(ctx, ref)
+
+    def start_final(self, ctx, parent):
         """Submit one final's training and assessment (finals.run_final) as a Ray task."""
-        state = RunState(ctx.config.to_dict(), str(Path(ctx.out).resolve()), ctx.search_reference,
-                         ctx.prototype_result, ctx.final_reference)
-        return RayPending(self.ray, self._final.remote(state, parent))
+        return self._pending(ctx, self._final.remote(self._run_state(ctx, final=True), parent))
+
+    def advance(self, timeout: float = 0) -> None:
+        """Queue the measurement of every phone-target task that has completed (waiting up to ``timeout`` s for
+        one), in the order they complete: phones start on a network as soon as it is converted."""
+        if not self._waiting:
+            return
+        ready, _ = self.ray.wait(list(self._waiting), num_returns=len(self._waiting), timeout=timeout)
+        for ref in ready:
+            self._waiting.pop(ref).queue()
 
 
 def get_executor(name: str = "inprocess", address: str | None = None):

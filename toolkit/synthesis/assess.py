@@ -59,9 +59,14 @@ class CandidateResult:
 
 
 class Context:
-    """What every evaluation needs: the three splits, the target, the prototype, the evaluator."""
+    """What every evaluation needs: the three splits, the target, the prototype, the evaluator.
 
-    def __init__(self, config: SynthesisConfig, out: Path, requirements: tuple[Requirement, ...]):
+    ``phones``: a phone farm to measure on (a :class:`~toolkit.targets.farm.PhoneFarm`, or the Ray cluster's
+    :class:`~toolkit.scale.phones.RayPhonePool`; closed with the context); default: the config's phones, a farm
+    when there are several. ``connect=False``: no target at all (a Ray worker converts; the driver measures)."""
+
+    def __init__(self, config: SynthesisConfig, out: Path, requirements: tuple[Requirement, ...], *,
+                 phones=None, connect: bool = True):
         from toolkit.data import load_dataset
         from toolkit.targets import get_target
 
@@ -77,23 +82,16 @@ class Context:
         rng = np.random.default_rng(config.split_seed)
         self.recal_x = data.x_train[rng.choice(len(data.x_train), min(config.recal_samples, len(data.x_train)),
                                                replace=False)]
-        self.farm = None  # several phones: their PhoneFarm; self.target then measures on the require-on model
+        self.farm = None  # several phones: their PhoneFarm / RayPhonePool; self.target measures on require_on's
         self.require_on: str | None = None
-        phones = config.phones
-        if config.target == "android" and len(phones) > 1:
-            from toolkit.targets.farm import PhoneFarm, same_model
+        self.target = None  # connect=False (a Ray worker: it converts, the driver measures)
+        if phones is None and connect and config.target == "android" and len(config.phones) > 1:
+            from toolkit.targets.farm import PhoneFarm
 
-            self.farm = PhoneFarm(phones)  # every phone reached now, not after training the prototype
-            models = self.farm.models()
-            wanted = config.require_on or models[0]
-            matching = [m for m in models if same_model(m, wanted)]
-            if not matching:
-                self.farm.close()
-                raise InvalidArgumentError(f"--require-on names a device model none of the phones is; they are "
-                                           f"{', '.join(models)}. Received: require_on={config.require_on!r}")
-            self.require_on = matching[0]
-            self.target = self.farm.target(self.require_on)
-        else:
+            phones = PhoneFarm(config.phones)  # every phone reached now, not after training the prototype
+        if phones is not None:
+            self._use_phones(phones)
+        elif connect:
             kwargs = {"device": config.device} if config.target == "android" else {}
             self.target = get_target(config.target, **kwargs)
             if config.target == "android":
@@ -109,6 +107,20 @@ class Context:
         self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
         self.progress = False
         self.executor = None  # None: this process evaluates; else e.g. toolkit.scale.tasks.RayExecutor
+
+    def _use_phones(self, farm) -> None:
+        from toolkit.targets.farm import same_model
+
+        self.farm = farm
+        models = farm.models()
+        wanted = self.config.require_on or models[0]
+        matching = [m for m in models if same_model(m, wanted)]
+        if not matching:
+            farm.close()
+            raise InvalidArgumentError(f"--require-on names a device model none of the phones is; they are "
+                                       f"{', '.join(models)}. Received: require_on={self.config.require_on!r}")
+        self.require_on = matching[0]
+        self.target = farm.target(self.require_on)
 
     def measure(self, tflite_path: Path, options) -> tuple[Future, tuple[Future, ...]]:
         """Queue the measurement of ``tflite_path``: (the one requirements are judged on, the other device models'
@@ -156,8 +168,18 @@ def assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy
 def start_assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy: str, seed: int | None,
                  choices: dict, phase: str, reference: float | None, test_reference: float | None = None,
                  folder: Path | None = None, **extra) -> "Assessment":
-    """The CPU part of :func:`assess` (int8 conversion, validated on validation; MACs, params) and the measurement
-    queued (:meth:`Context.measure`); :meth:`Assessment.finish` waits for it and scores."""
+    """:func:`prepare` (the CPU part), then the measurement queued (:meth:`Prepared.queue`);
+    :meth:`Assessment.finish` waits for it and scores."""
+    return prepare(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=strategy, seed=seed,
+                   choices=choices, phase=phase, reference=reference, test_reference=test_reference, folder=folder,
+                   **extra).queue(ctx)
+
+
+def prepare(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strategy: str, seed: int | None,
+            choices: dict, phase: str, reference: float | None, test_reference: float | None = None,
+            folder: Path | None = None, **extra) -> "Prepared":
+    """The CPU part of :func:`assess`: int8 conversion validated on validation, MACs, params; nothing measured.
+    It needs no target, so a Ray worker runs it and the driver queues the measurement on its phones."""
     from toolkit.arch import count_macs, count_params
     from toolkit.convert import convert_model
     from toolkit.targets import ProfileOptions
@@ -171,14 +193,32 @@ def start_assess(ctx: Context, model, spec, *, candidate_id: str, cycle: int, st
         model.save(keras_path)
     tflite_path = folder / f"{candidate_id}_int8.tflite"
     conv = convert_model(model, ctx.search_data, tflite_path, mode="int8")
-    macs, params = count_macs(model), count_params(model)
     # On a phone the energy needs a run long enough for the power sampler (>= 1 s at ~20 Hz).
     min_secs = 1.0 if cfg.target == "android" else 0.0
-    measured, others = ctx.measure(tflite_path, ProfileOptions(num_threads=cfg.threads, num_runs=cfg.profile_runs,
-                                                               warmup_runs=5, min_secs=min_secs))
-    return Assessment(ctx, spec, conv, macs, params, tflite_path, keras_path, measured, others, dict(
+    options = ProfileOptions(num_threads=cfg.threads, num_runs=cfg.profile_runs, warmup_runs=5, min_secs=min_secs)
+    return Prepared(spec, conv, count_macs(model), count_params(model), tflite_path, keras_path, options, dict(
         candidate_id=candidate_id, cycle=cycle, strategy=strategy, seed=seed, choices=choices, phase=phase,
         reference=reference, test_reference=test_reference, extra=extra))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A network converted and counted, not yet measured (picklable: a Ray task returns it)."""
+
+    spec: object  # ArchSpec
+    conv: object  # ConversionResult
+    macs: int
+    params: int
+    tflite_path: Path
+    keras_path: Path | None
+    options: object  # ProfileOptions
+    args: dict
+
+    def queue(self, ctx: Context) -> "Assessment":
+        """Queue the measurement on ``ctx``'s target (or phones)."""
+        measured, others = ctx.measure(self.tflite_path, self.options)
+        return Assessment(ctx, self.spec, self.conv, self.macs, self.params, self.tflite_path, self.keras_path,
+                          measured, others, self.args)
 
 
 class Assessment:

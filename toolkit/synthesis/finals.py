@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 from toolkit.errors import ToolkitError
-from toolkit.synthesis.assess import CandidateResult, Context, assess, candidate_from_row, report_on_test, \
-    write_candidate
+from toolkit.synthesis.assess import CandidateResult, Context, Prepared, assess, candidate_from_row, prepare, \
+    report_on_test, write_candidate
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,17 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
 
 def run_final(ctx: Context, parent: CandidateResult) -> tuple[CandidateResult, tuple]:
     """One final: the final recipe from ``parent``'s choices, then int8, validation, test (once) and the target."""
+    return prepare_final(ctx, parent).queue(ctx).finish()
+
+
+def prepare_final(ctx: Context, parent: CandidateResult) -> Prepared:
+    """A final trained and converted (the CPU part of :func:`run_final`), not yet measured."""
     cfg, ref = ctx.config, ctx.final_reference
     cid = f"final-{parent.candidate_id}"
     model, spec = train_final(ctx, parent.choices, f"{cfg.prototype}_{cid}")
-    return assess(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy, seed=parent.seed,
-                  choices=parent.choices, phase="final", reference=ref.int8_top1, test_reference=ref.test_top1,
-                  parent=parent.candidate_id, proxy_top1=parent.int8_top1)
+    return prepare(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy, seed=parent.seed,
+                   choices=parent.choices, phase="final", reference=ref.int8_top1, test_reference=ref.test_top1,
+                   parent=parent.candidate_id, proxy_top1=parent.int8_top1)
 
 
 def run_finals(ctx: Context, store, run_id: str, done: dict, results) -> list[CandidateResult]:

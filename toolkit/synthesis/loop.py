@@ -215,9 +215,16 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
                                            f"extend it. Received: {cycles}")
             config = dataclasses.replace(config, cycles=cycles)
     requirements = parse_requirements(config.requirements)
+    phones = None
     if executor is not None:
         executor.check(config)
-    ctx = Context(config, out, requirements)  # loads data, reaches the target: fails before anything is written
+        phones = executor.phone_pool(config)  # the Ray cluster's phones, for a phone target
+    try:  # loads data, reaches the target: fails before anything is written
+        ctx = Context(config, out, requirements, phones=phones)
+    except BaseException:
+        if phones is not None:
+            phones.close()
+        raise
     ctx.progress = progress
     ctx.executor = executor
     try:

@@ -1,6 +1,8 @@
 """Runs inside the test's network namespace (see conftest.py): the same tiny synthesis in-process and with the Ray
 executor on the namespace's 2-CPU Ray cluster; the Ray run's driver is killed (SIGKILL) after its first search
-candidate is stored, and resumed. Prints one line, "RESULT <JSON>": each run's candidates and times.
+candidate is stored, and resumed. Then one cycle of the same synthesis on a phone target: a virtual phone served by
+a `ferminet agent` of the cluster, the Ray tasks only converting and the driver queueing each measurement on the
+phone's actor. Prints one line, "RESULT <JSON>": each run's candidates and times.
 
 The Ray run starts from the in-process run's prototype, channel importance, per-op profile and supernet (copied or
 named, as `--supernet-from` does), so the two runs differ only in where candidates are evaluated.
@@ -26,6 +28,14 @@ config = SynthesisConfig(prototype="resnet20", prototype_width=0.25, n_train=300
                          requirements=("accuracy_drop<=100pt", "macs<=1.5M", "params<=0.9x"))
 
 
+def measurements(db):
+    with sqlite3.connect(db) as conn:
+        return [list(r) for r in conn.execute(
+            "SELECT c.candidate_id, c.latency_source, c.energy_source, c.energy_mj, m.device, m.source "
+            "FROM candidates c JOIN measurements m ON m.model_id = c.model_id AND m.run_id = c.run_id "
+            "ORDER BY c.candidate_id")]
+
+
 def candidates(db, phase="search"):
     with sqlite3.connect(db) as conn:
         return [list(r) for r in conn.execute(
@@ -37,6 +47,17 @@ if "--ray-run" in sys.argv:
     from toolkit.scale.tasks import RayExecutor
 
     executor = RayExecutor("127.0.0.1:6379")
+    if "--phones" in sys.argv:  # one cycle on the cluster's phones, from the in-process run's prototype and supernet
+        serials = executor.phone_serials()
+        phone_config = SynthesisConfig(**{**config.to_dict(), "requirements": config.requirements,
+                                          "width_options": config.width_options,
+                                          "resolution_options": config.resolution_options, "cycles": 1,
+                                          "profile_runs": 10, "target": "android", "device": serials[0],
+                                          "prototype_path": str(ws / "inprocess" / "prototype.keras"),
+                                          "supernet_path": str(ws / "inprocess")})
+        run_synthesis(phone_config, ws / "phones", ws / "phones.db", progress=False, executor=executor)
+        print("SERIALS " + json.dumps(serials), flush=True)
+        sys.exit(0)
     if "--resume" in sys.argv:
         run_synthesis(config, ws / "ray", resume=True, progress=False, executor=executor)
     else:
@@ -85,4 +106,32 @@ import ray  # noqa: E402 - only to read the cluster's size
 
 ray.init(address="127.0.0.1:6379", log_to_driver=False)
 out["ray"]["cluster_cpus"] = ray.cluster_resources().get("CPU")
+ray.shutdown()
+
+# The phone target: a virtual phone on this host, registered by its own `ferminet agent` (a Ray node of its own).
+from android_harness.virtual import VirtualPhone  # noqa: E402
+from toolkit.scale import connect, disconnect, wait_for_phones  # noqa: E402
+
+(ws / "phones").mkdir()
+shutil.copy(ws / "inprocess" / "importance.npz", ws / "phones" / "importance.npz")
+with VirtualPhone("pixel_6") as phone, open(ws / "agent.log", "w") as agent_log:
+    agent = subprocess.Popen([sys.executable, "-m", "toolkit.cli.main", "agent", "--ray-address", "127.0.0.1:6379",
+                              "--connect", phone.serial], stdout=agent_log, stderr=subprocess.STDOUT)
+    try:
+        connect("127.0.0.1:6379")
+        wait_for_phones([phone.serial], timeout_s=300)
+        disconnect()
+        t = time.monotonic()
+        run = subprocess.run(child + ["--phones"], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-6000:] + (ws / "agent.log").read_text()[-3000:]
+        out["phones"] = {"wall_s": time.monotonic() - t, "serial": phone.serial,
+                         "serials": json.loads(run.stdout.split("SERIALS ", 1)[1].splitlines()[0]),
+                         "candidates": candidates(ws / "phones.db"),
+                         "finals": candidates(ws / "phones.db", "final"),
+                         "measurements": measurements(ws / "phones.db"),
+                         "op_profile": json.loads((ws / "phones" / "prototype_op_profile.json").read_text()),
+                         "phases": json.loads((ws / "phones" / "phases.json").read_text())}
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=60)
 print("RESULT " + json.dumps(out), flush=True)

@@ -1,10 +1,18 @@
 """`synthesize --executor ray`: the same tiny synthesis in-process and on a 2-CPU local Ray cluster (in the test's
 own network namespace) gives the same candidates, also when the Ray run's driver is killed mid-search and resumed;
-the driver alone writes the store."""
+the driver alone writes the store. Then one cycle of it with a phone target: the candidates converted by Ray tasks,
+measured on a virtual phone that a `ferminet agent` registered in the cluster."""
+import pytest
 
 
-def test_same_seeds_same_candidates_in_process_and_on_ray_after_kill_and_resume(ray_cluster, tmp_path):
-    r = ray_cluster.run_driver("_driver_synthesis.py", str(tmp_path), timeout=420)
+@pytest.fixture(scope="module")
+def runs(ray_cluster, tmp_path_factory):
+    """One pass of _driver_synthesis.py: in-process, Ray (killed and resumed), Ray with the agent's phone."""
+    return ray_cluster.run_driver("_driver_synthesis.py", str(tmp_path_factory.mktemp("synthesis")), timeout=600)
+
+
+def test_same_seeds_same_candidates_in_process_and_on_ray_after_kill_and_resume(runs):
+    r = runs
     local, remote = r["inprocess"]["candidates"], r["ray"]["candidates"]
     assert r["ray"]["cluster_cpus"] == 2.0
     # The Ray run's driver was killed (SIGKILL) after storing part of the search, then resumed: nothing written twice.
@@ -22,6 +30,27 @@ def test_same_seeds_same_candidates_in_process_and_on_ray_after_kill_and_resume(
     assert remote_f[0][2] == "ok" and remote_f[0][3] is not None
     print("wall s: in-process", {k: round(v, 1) for k, v in r["inprocess"]["phases"].items()},
           "ray", {k: round(v, 1) for k, v in r["ray"]["phases"].items()}, "killed", r["killed"])
+
+
+def test_ray_run_on_the_agents_phone_measures_every_network_there(runs):
+    p, local = runs["phones"], runs["inprocess"]["candidates"]
+    # The executor found the phone the agent registered; the run measured on it.
+    assert p["serials"] == [p["serial"]]
+    # Cycle 0 gives the same candidates as in-process (same seed, same supernet), all evaluated.
+    assert [c[:2] for c in p["candidates"]] == [c[:2] for c in local if c[0].startswith("c000") or c[0] == "supernet-max"]
+    assert all(c[2] == "ok" for c in p["candidates"])
+    # Every stored network (prototype, candidates, supernet-max, the final) was measured on the agent's phone, and
+    # says so: latency and energy from the virtual phone, never the workers' host.
+    rows = {m[0]: m for m in p["measurements"]}
+    assert set(rows) == {"prototype", "c000-00", "c000-01", "supernet-max", p["finals"][0][0]}
+    for cid, latency_source, energy_source, energy_mj, device, source in p["measurements"]:
+        assert device == p["serial"] and source == "virtual:pixel_6", (cid, device, source)
+        assert latency_source == "virtual:pixel_6" and energy_source == "virtual:pixel_6", cid
+    # The final: trained and converted by a Ray task, measured on the phone, its test top-1 read by the driver.
+    assert len(p["finals"]) == 1 and p["finals"][0][2] == "ok" and p["finals"][0][3] is not None
+    # The inquisitor's per-op profile of the prototype came from the phone too.
+    assert p["op_profile"] and all(o["avg_ms"] >= 0 for o in p["op_profile"])
+    print("phone run wall s:", round(p["wall_s"], 1), {k: round(v, 1) for k, v in p["phases"].items()})
 
 
 def test_ray_address_without_the_ray_executor_is_refused(tmp_path, capsys):
