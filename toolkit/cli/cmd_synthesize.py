@@ -54,7 +54,8 @@ _RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", 
                  "require", "objective",
                  "strategy", "budget", "population", "prototype_epochs", "supernet_epochs", "supernet_from",
                  "final_k", "final_epochs", "final_lr", "resolutions", "distill", "no_reference_retrain",
-                 "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed")
+                 "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed", "predictor",
+                 "measure_share", "refit_every")
 
 
 def register(subparsers) -> None:
@@ -133,6 +134,20 @@ def register(subparsers) -> None:
                         "the store")
     p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
                    help="the Ray cluster's head for --executor ray (default: $RAY_ADDRESS, or this machine's cluster)")
+    p.add_argument("--predictor", nargs="?", const="", default=None, metavar="FILE",
+                   help="screen search candidates by predicted latency/energy and measure on the target only where it "
+                        "matters: when the predicted band (mean +- 2 sigma) straddles a latency/energy bound, when the "
+                        "candidate could enter the elite (the best --final-k feasible so far), and for a seeded "
+                        "--measure-share of the rest; the others store the prediction, labelled predicted:<device>. "
+                        "FILE: a predictor `ferminet predictor fit` saved; without FILE the run fits its own after "
+                        "its first 5 measurements (prototype and search reference included). Refitted on measured "
+                        "rows only, every --refit-every new ones. The prototype, reference and finals are always "
+                        "measured. Counters (measurements saved, band misses) in RUN/screen.json")
+    p.add_argument("--measure-share", type=_share, default=0.2,
+                   help="with --predictor: share of the otherwise-predicted candidates measured anyway, chosen per "
+                        "candidate from --seed (default 0.2)")
+    p.add_argument("--refit-every", type=positive_int, default=4,
+                   help="with --predictor: refit the predictor after this many new measurements (default 4)")
     p.add_argument("--db", default=None,
                    help="results store (default: ./ferminet.db; with --resume, the store the run recorded)")
     p.set_defaults(func=run, synthesize_parser=p)
@@ -150,6 +165,16 @@ def _executor(args: argparse.Namespace):
     from toolkit.scale.tasks import get_executor
 
     return get_executor("ray", args.ray_address)
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1], e.g. 0.2; got {text!r}")
+    return value
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -185,6 +210,9 @@ def run(args: argparse.Namespace) -> int:
         if args.strategy in ("width", "l1prune") and (args.cycles is not None or args.population is not None):
             raise InvalidArgumentError(f"--strategy {args.strategy} evaluates one uniform network per width option; "
                                        f"it has no cycles or population. Drop --cycles/--population")
+        if args.predictor is None and (args.measure_share != 0.2 or args.refit_every != 4):
+            raise InvalidArgumentError("--measure-share and --refit-every apply to --predictor; add --predictor "
+                                       "(optionally with a FILE) or drop them")
         executor = _executor(args)
         phones = list(args.device or [])
         if executor is not None and (args.devices == "all" or (args.target == "android" and not phones)):
@@ -205,11 +233,17 @@ def run(args: argparse.Namespace) -> int:
             final_learning_rate=args.final_lr, resolution_options=args.resolutions,
             distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
             n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
-            data_seed=args.data_seed)
+            data_seed=args.data_seed, screen=args.predictor is not None, predictor_path=args.predictor or None,
+            measure_share=args.measure_share, refit_every=args.refit_every)
         result = run_synthesis(config, args.out, args.db, executor=executor)
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
           f"{len(result.candidates)} candidates searched, {len(result.feasible)} met the requirements on the "
           f"proxy (validation); {len(result.finals)} final-trained")
+    from toolkit.synthesis.screen import read_summary
+
+    screening = read_summary(result.out_dir)
+    if screening is not None:
+        print(screening.text())
     rows = [result.prototype] + ([result.reference] if result.reference else []) + list(result.finals)
     print_candidates(rows)
     if not result.finals:

@@ -107,6 +107,7 @@ class Context:
         self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
         self.progress = False
         self.executor = None  # None: this process evaluates; else e.g. toolkit.scale.tasks.RayExecutor
+        self.screen = None  # --predictor: a toolkit.synthesis.screen.Screen (the loop sets it)
 
     def _use_phones(self, farm) -> None:
         from toolkit.targets.farm import same_model
@@ -122,10 +123,15 @@ class Context:
         self.require_on = matching[0]
         self.target = farm.target(self.require_on)
 
-    def measure(self, tflite_path: Path, options) -> tuple[Future, tuple[Future, ...]]:
+    def measure(self, tflite_path: Path, options, facts=None, *, screen: bool = True
+                ) -> tuple[Future, tuple[Future, ...]]:
         """Queue the measurement of ``tflite_path``: (the one requirements are judged on, the other device models'
         ones). One target: measured now, in this thread (the future is done on return). Several phones: queued on
-        the farm, on a phone of the require-on model and one of each other model."""
+        the farm, on a phone of the require-on model and one of each other model. With --predictor (``screen``), a
+        search candidate (``facts``, a :class:`toolkit.synthesis.screen.CandidateFacts`) may get its prediction
+        instead: a done future whose Measurement's sources are ``predicted:<device>``, and no other futures."""
+        if screen and self.screen is not None:
+            return self.screen.measure(self, tflite_path, options, facts)
         if self.farm is not None:
             others = tuple(self.farm.submit(tflite_path, options, model=m) for m in self.farm.models()
                            if m != self.require_on)
@@ -216,7 +222,12 @@ class Prepared:
 
     def queue(self, ctx: Context) -> "Assessment":
         """Queue the measurement on ``ctx``'s target (or phones)."""
-        measured, others = ctx.measure(self.tflite_path, self.options)
+        from toolkit.synthesis.screen import CandidateFacts
+
+        a = self.args  # what --predictor's screen decides on (it screens search candidates of a cycle only)
+        facts = CandidateFacts(a["candidate_id"], a["phase"] == "search" and a["cycle"] >= 0, self.conv.tflite_top1,
+                               a["reference"], self.macs, self.params, self.conv.size_kb)
+        measured, others = ctx.measure(self.tflite_path, self.options, facts)
         return Assessment(ctx, self.spec, self.conv, self.macs, self.params, self.tflite_path, self.keras_path,
                           measured, others, self.args)
 

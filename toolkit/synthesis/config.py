@@ -57,6 +57,12 @@ class SynthesisConfig:
     # smaller resnet20 child, 3 epochs on 25k images from supernet weights, reached 84.0 / 87.4 / 88.6 % at
     # 5e-4 / 2e-3 / 4e-3 (notes in the issue 10 closing note).
     final_learning_rate: float = 4e-3
+    # --predictor: screen search candidates by a latency/energy prediction, measuring only where it matters
+    # (toolkit.synthesis.screen); predictor_path: a `ferminet predictor fit` file (None: fitted in the run)
+    screen: bool = False
+    predictor_path: str | None = None
+    measure_share: float = 0.2  # share of the otherwise-predicted candidates measured anyway (seeded)
+    refit_every: int = 4  # refit the screen's predictor after this many new measurements
 
     def __post_init__(self) -> None:
         from toolkit.arch import PROTOTYPES
@@ -93,6 +99,15 @@ class SynthesisConfig:
         if self.budget_s is not None and not self.budget_s > 0:
             raise InvalidArgumentError(f"The budget must be > 0. Received: budget={self.budget_s!r}; e.g. --budget 60m")
         parse_requirements(self.requirements)
+        if isinstance(self.measure_share, bool) or not isinstance(self.measure_share, (int, float)) \
+                or not 0.0 <= self.measure_share <= 1.0:
+            raise InvalidArgumentError(f"measure_share must be a number in [0, 1]. "
+                                       f"Received: measure_share={self.measure_share!r}")
+        if isinstance(self.refit_every, bool) or not isinstance(self.refit_every, int) or self.refit_every < 1:
+            raise InvalidArgumentError(f"refit_every must be an integer >= 1. Received: refit_every={self.refit_every!r}")
+        if self.predictor_path is not None and not self.screen:
+            raise InvalidArgumentError(f"predictor_path is used only when screening (screen=True, --predictor). "
+                                       f"Received: predictor_path={self.predictor_path!r}, screen=False")
         if self.devices and (self.device is None or self.device != self.devices[0]):
             raise InvalidArgumentError(f"device must be the first of devices. Received: device={self.device!r}, "
                                        f"devices={self.devices!r}")

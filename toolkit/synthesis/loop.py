@@ -51,6 +51,7 @@ from toolkit.synthesis.assess import (
 from toolkit.synthesis.config import SynthesisConfig
 from toolkit.synthesis.finals import best_final, run_finals, run_reference
 from toolkit.synthesis.requirements import parse_requirements
+from toolkit.synthesis.screen import make_screen
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,10 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
                                            f"extend it. Received: {cycles}")
             config = dataclasses.replace(config, cycles=cycles)
     requirements = parse_requirements(config.requirements)
+    if config.screen and executor is not None:
+        raise InvalidArgumentError("--predictor screens candidates in this process; it does not work with "
+                                   "--executor ray yet. Drop one of them")
+    screen = make_screen(config, out)  # a bad --predictor file fails now, before any data is loaded
     phones = None
     if executor is not None:
         executor.check(config)
@@ -227,10 +232,13 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
         raise
     ctx.progress = progress
     ctx.executor = executor
+    ctx.screen = screen
     try:
         with RunLock(out), Store(db) as store:
             return _run_stages(ctx, store, run_id, db, started)
     finally:
+        if screen is not None:
+            screen.close()  # its counters: logged and in screen.json
         ctx.close()  # a phone farm's workers stop
 
 

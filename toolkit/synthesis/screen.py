@@ -1,0 +1,352 @@
+"""Screening search candidates by prediction (``ferminet synthesize --predictor``): measure on the target only
+where it matters, predict the rest.
+
+Every search candidate of a cycle reaches :meth:`Screen.measure` (through :meth:`Context.measure`) after its int8
+conversion. It is **measured** on the target when
+
+1. ``warm-up``: no predictor yet (started empty: the first :data:`MIN_FIT` measurements of the run — prototype
+   and search reference included — fit one), or an energy bound/objective needs an energy predictor not fitted yet;
+2. ``near a bound``: the predicted band (``Prediction.low .. high``, mean +- 2 sigma) of latency or energy
+   straddles a requirement bound on them (absolute, or relative to the prototype like ``latency_ms<=0.5x``);
+3. ``elite``: with the optimistic end of the band it would meet every requirement and its U would rank among
+   the best ``max(final_k, 1)`` feasible candidates so far (the ones the finals and the generator's update
+   favour), so a decision rests on it;
+4. ``share``: a fixed share (``measure_share``) of the rest, drawn per candidate id from the run's seed (a
+   resumed or repeated run draws the same), to keep the predictor honest.
+
+Otherwise its latency (and energy, once an energy predictor is fitted) is the prediction: a
+:class:`~toolkit.targets.base.Measurement` whose ``source`` and energy source are ``predicted:<device>``
+(``count`` 0 timed runs), stored like any other, never labelled measured. The prototype, the search reference,
+the reference and the finals are always measured; the screen only sees search candidates.
+
+Refits: on measured rows only (never predicted ones), when the run has :data:`MIN_FIT` measured networks and then
+every ``refit_every`` new ones. A ``--predictor FILE`` predicts from the start and is replaced by the run's own fit
+once the run has measured :data:`MIN_FIT` networks (the run's own measurements are of this device, in this state,
+in this search space). Energy is predicted the same way (a second :class:`LatencyPredictor`, quantity
+``energy_mj``) from the energies the target gives: on a phone measured (or virtual), on the host an estimate from
+its power model, so there the predicted energy is a prediction of an estimate (still labelled ``predicted:``).
+
+Counters (``screen.json`` in the run folder, logged at the end): search candidates screened, measured (by
+reason), predicted (= measurements saved), and band misses: measured candidates whose measured value fell outside
+the band predicted for them.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import threading
+import zlib
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.errors import InvalidArgumentError, ToolkitError
+
+log = logging.getLogger(__name__)
+
+MIN_FIT = 5  # measured networks before the run fits its own predictor (LatencyPredictor needs >= 3)
+MEMBERS = 12  # bootstrap members of the run's predictors (their spread is part of the uncertainty)
+SUMMARY_FILE = "screen.json"
+REASONS = ("warm-up", "near a bound", "elite", "share")
+
+
+@dataclass(frozen=True)
+class CandidateFacts:
+    """What the screen knows of a candidate before it is measured (validation top-1, the search's reference
+    top-1, MACs, params, size). ``screenable`` is True only for search candidates of a cycle."""
+
+    candidate_id: str
+    screenable: bool
+    top1: float | None = None
+    reference: float | None = None
+    macs: int | None = None
+    params: int | None = None
+    size_kb: float | None = None
+
+
+@dataclass(frozen=True)
+class ScreenSummary:
+    """The screen's counters. ``predicted`` are the measurements saved; a band miss is a measured value outside
+    the band (mean +- 2 sigma) predicted for the same candidate, out of ``checked_*`` such candidates."""
+
+    screened: int
+    measured: int
+    predicted: int
+    reasons: dict
+    checked_latency: int
+    band_misses_latency: int
+    checked_energy: int
+    band_misses_energy: int
+    refits: int
+    predictor: str
+
+    @property
+    def band_misses(self) -> int:
+        return self.band_misses_latency + self.band_misses_energy
+
+    def text(self) -> str:
+        why = ", ".join(f"{n} {r}" for r, n in self.reasons.items() if n)
+        return (f"screening: {self.predicted} of {self.screened} search candidates predicted instead of measured "
+                f"(measurements saved: {self.predicted}); {self.measured} measured ({why or 'none'}); band misses: "
+                f"latency {self.band_misses_latency}/{self.checked_latency}, energy {self.band_misses_energy}/"
+                f"{self.checked_energy} of the measured candidates that also had a prediction; "
+                f"predictor fitted {self.refits} times in this run ({self.predictor})")
+
+
+def read_summary(out_dir: str | Path) -> ScreenSummary | None:
+    """The counters a screened run wrote into its folder (None: the run was not screened)."""
+    path = Path(out_dir) / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    return ScreenSummary(**json.loads(path.read_text())["summary"])
+
+
+def _value(pred) -> dict | None:
+    return None if pred is None else {"value": pred.value, "low": pred.low, "high": pred.high,
+                                      "uncertainty": pred.uncertainty, "source": pred.source}
+
+
+class Screen:
+    """Decides per search candidate: measure on the target, or store the prediction (see the module docstring)."""
+
+    def __init__(self, out: Path, *, share: float, refit_every: int, seed: int, final_k: int,
+                 predictor_path: str | None = None):
+        from toolkit.predict import LatencyPredictor
+
+        if not 0.0 <= share <= 1.0:
+            raise InvalidArgumentError(f"measure_share must be in [0, 1]. Received: measure_share={share!r}")
+        self.out = Path(out)
+        self.share, self.refit_every, self.seed, self.elite_k = share, refit_every, seed, max(final_k, 1)
+        self.latency = None  # LatencyPredictor of latency_ms (None: not fitted yet)
+        self.energy = None  # ... of energy_mj
+        self._own_fit = False  # the predictors in use were fitted on this run's measurements
+        if predictor_path:
+            given = LatencyPredictor.load(predictor_path)
+            if given.quantity == "energy_mj":
+                self.energy = given
+            else:
+                self.latency = given
+            log.info("screening with %s (%s)", predictor_path, given.describe())
+        self._lock = threading.Lock()
+        self._rows: dict[str, list] = {"latency_ms": [], "energy_mj": []}  # (kernels, value), measured only
+        self._fitted_at = 0
+        self.device: str | None = None  # the target's device label (after the first measurement)
+        self._target_device: str | None = None  # Measurement.device of the target
+        self._target_name: str | None = None
+        self.decisions: dict[str, dict] = {}
+        self.refits = 0
+        saved = self.out / SUMMARY_FILE
+        if saved.is_file():  # a resumed run keeps its counters; its predictor refits from new measurements
+            try:
+                old = json.loads(saved.read_text())
+                self.decisions = dict(old.get("decisions", {}))
+                self.refits = int(old.get("summary", {}).get("refits", 0))
+            except (ValueError, TypeError):
+                log.warning("%s is damaged; the screen's counters start again", saved)
+
+    # -- the hook -------------------------------------------------------------------------------------------------
+    def measure(self, ctx, tflite_path: Path, options, facts: CandidateFacts | None) -> tuple[Future, tuple]:
+        """What :meth:`Context.measure` returns: the target's measurement, or a done future holding the predicted
+        one (sources ``predicted:<device>``) and no other device models' futures."""
+        from toolkit.predict import read_kernels
+
+        kernels = read_kernels(tflite_path)
+        if facts is None or not facts.screenable:
+            measured, others = ctx.measure(tflite_path, options, screen=False)
+            measured.add_done_callback(lambda f: self._record(f, kernels, None))
+            return measured, others
+        self._refit()
+        lat = self.latency.predict(kernels) if self.latency is not None else None
+        energy = self.energy.predict(kernels) if self.energy is not None else None
+        reason = self._reason(ctx, facts, lat, energy)
+        decision = {"action": "predicted" if reason is None else "measured", "reason": reason,
+                    "latency": _value(lat), "energy": _value(energy)}
+        with self._lock:
+            self.decisions[facts.candidate_id] = decision
+        if reason is None:
+            future: Future = Future()
+            future.set_result(self._predicted(tflite_path, options, lat, energy))
+            self.write()
+            return future, ()
+        measured, others = ctx.measure(tflite_path, options, screen=False)
+        measured.add_done_callback(lambda f: self._record(f, kernels, decision))
+        self.write()
+        return measured, others
+
+    # -- deciding -------------------------------------------------------------------------------------------------
+    def _reason(self, ctx, facts: CandidateFacts, lat, energy) -> str | None:
+        """Why the candidate must be measured, or None to store its prediction."""
+        from toolkit.synthesis.objective import score
+        from toolkit.synthesis.requirements import check
+
+        cfg = ctx.config
+        uses_energy = cfg.objective == "energy" or any(r.metric == "energy_mj" for r in ctx.requirements)
+        uses_latency = cfg.objective == "latency" or any(r.metric == "latency_ms" for r in ctx.requirements)
+        if lat is None or (uses_energy and energy is None):
+            return "warm-up"
+        low = self._metrics(ctx, facts, lat.low, energy.low if energy else None)
+        high = self._metrics(ctx, facts, lat.high, energy.high if energy else None)
+        for r in ctx.requirements:
+            if r.metric in ("latency_ms", "energy_mj"):
+                key = f"{r.metric}/prototype" if r.relative else r.metric
+                if r.holds(low.get(key)) != r.holds(high.get(key)):
+                    return "near a bound"
+        ok, _, _ = check(ctx.requirements, low)
+        if ok:  # could be feasible: would its U enter the elite?
+            try:
+                u = score(cfg.objective, facts.top1, facts.params, facts.macs, lat.low if uses_latency else lat.value,
+                          energy.low if (energy and uses_energy) else (energy.value if energy else None))
+            except InvalidArgumentError:  # e.g. the band reaches 0 ms: no optimistic U, so measure
+                return "elite"
+            best = sorted((c.score for c in ctx.evaluated.values()
+                           if c.feasible and c.score is not None and c.phase == "search"), reverse=True)
+            if len(best) < self.elite_k or u > best[self.elite_k - 1]:
+                return "elite"
+        draw = np.random.default_rng([self.seed, zlib.crc32(facts.candidate_id.encode())]).random()
+        if draw < self.share:
+            return "share"
+        return None
+
+    @staticmethod
+    def _metrics(ctx, facts: CandidateFacts, latency_ms, energy_mj) -> dict:
+        from toolkit.synthesis.requirements import relative_metrics
+
+        reference = facts.top1 if facts.reference is None else facts.reference
+        drop = None if facts.top1 is None or reference is None else (reference - facts.top1) * 100.0
+        costs = {"latency_ms": latency_ms, "energy_mj": energy_mj, "size_kb": facts.size_kb, "macs": facts.macs,
+                 "params": facts.params}
+        p = ctx.prototype_result
+        proto = None if p is None else {"latency_ms": p.latency_ms, "energy_mj": p.energy_mj, "size_kb": p.size_kb,
+                                        "macs": p.macs, "params": p.params}
+        return relative_metrics({"accuracy": facts.top1, "accuracy_drop": drop, **costs}, proto)
+
+    def _predicted(self, tflite_path: Path, options, lat, energy):
+        """A Measurement holding the predictions: every source ``predicted:<device>``, no timed run."""
+        from toolkit.provenance import file_sha256
+        from toolkit.targets.base import EnergyResult, LatencyStats, Measurement
+
+        path = Path(tflite_path).resolve()
+        stats = LatencyStats(init_ms=0.0, first_inference_ms=0.0, mean_ms=lat.value, median_ms=lat.value,
+                             p90_ms=None, std_ms=lat.uncertainty, min_ms=lat.value, max_ms=lat.value, count=0)
+        e = None
+        if energy is not None and energy.value > 0:
+            e = EnergyResult(energy_per_inference_mj=energy.value, inferences_per_joule=1000.0 / energy.value,
+                             avg_power_mw=energy.value / lat.value * 1000.0 if lat.value > 0 else 0.0,
+                             baseline_power_mw=0.0, method="predictor", source=energy.source,
+                             uncertainty_mj=energy.uncertainty)
+        provenance = {"predictor": self.latency.describe(), "predicted_band_ms": f"{lat.low:.6g}..{lat.high:.6g}",
+                      "note": "predicted, not measured: count 0 timed runs; std_ms is the prediction's sigma"}
+        if energy is not None:
+            provenance["energy_predictor"] = self.energy.describe()
+            provenance["predicted_band_mj"] = f"{energy.low:.6g}..{energy.high:.6g}"
+        return Measurement(target=self._target_name or "unknown", device=self._target_device or "unknown",
+                           source=lat.source, model_path=str(path), model_sha256=file_sha256(path),
+                           size_kb=path.stat().st_size / 1024.0, latency=stats, options=options, energy=e,
+                           provenance=tuple(sorted(provenance.items())))
+
+    # -- learning -------------------------------------------------------------------------------------------------
+    def _record(self, future: Future, kernels, decision: dict | None) -> None:
+        """A measurement arrived (any thread): keep it for the next refit; count a band miss."""
+        from toolkit.provenance import source_kind
+
+        if future.cancelled() or future.exception() is not None:
+            return
+        m = future.result()
+        if source_kind(m.source) == "predicted":
+            return
+        latency = m.latency.median_ms if m.latency.median_ms is not None else m.latency.mean_ms
+        e = m.energy
+        energy = e.energy_per_inference_mj if e is not None and source_kind(e.source) != "predicted" else None
+        with self._lock:
+            if self.device is None:
+                self.device = m.source.split(":", 1)[1]
+                self._target_device, self._target_name = m.device, m.target
+                for p in (self.latency, self.energy):
+                    if p is not None and p.device != self.device:
+                        log.warning("the predictor was fitted on %r, the target is %r: its predictions are labelled "
+                                    "predicted:%s until this run fits its own", p.device, self.device, p.device)
+            if latency is not None and latency > 0:
+                self._rows["latency_ms"].append((kernels, float(latency)))
+            if energy is not None and energy > 0:
+                self._rows["energy_mj"].append((kernels, float(energy)))
+            if decision is not None:
+                decision["measured_latency_ms"] = latency
+                decision["measured_energy_mj"] = energy
+                for key, value in (("latency", latency), ("energy", energy)):
+                    band = decision.get(key)
+                    if band is not None and value is not None:
+                        decision[f"{key}_miss"] = not band["low"] <= value <= band["high"]
+
+    def _refit(self) -> None:
+        """Fit (or refit) the run's predictors on its measured rows (main thread, before a decision)."""
+        from toolkit.predict import LatencyPredictor
+
+        with self._lock:
+            rows = {q: list(r) for q, r in self._rows.items()}
+            device = self.device
+        n = len(rows["latency_ms"])
+        due = (not self._own_fit and n >= MIN_FIT) or (self._own_fit and n - self._fitted_at >= self.refit_every)
+        if not due or device is None:
+            return
+        try:
+            fitted = {}
+            for quantity, data in rows.items():
+                if len(data) >= MIN_FIT:
+                    fitted[quantity] = LatencyPredictor.fit_networks(
+                        [k for k, _ in data], [v for _, v in data], device=device, quantity=quantity,
+                        members=MEMBERS, seed=self.seed)
+        except ToolkitError as exc:
+            log.warning("the screen's predictor could not be refitted (%s); keeping the one it has", exc)
+            return
+        self.latency = fitted.get("latency_ms", self.latency)
+        self.energy = fitted.get("energy_mj", self.energy)
+        self._own_fit, self._fitted_at = True, n
+        self.refits += 1
+        log.info("screen: predictor refitted on %d measured networks (%s)", n, self.latency.describe())
+
+    # -- reporting ------------------------------------------------------------------------------------------------
+    def summary(self) -> ScreenSummary:
+        with self._lock:
+            decisions = [dict(d) for d in self.decisions.values()]
+        measured = [d for d in decisions if d["action"] == "measured"]
+        reasons = collections.Counter(d["reason"] for d in measured)
+        return ScreenSummary(
+            screened=len(decisions), measured=len(measured), predicted=len(decisions) - len(measured),
+            reasons={r: reasons.get(r, 0) for r in REASONS},
+            checked_latency=sum(1 for d in measured if "latency_miss" in d),
+            band_misses_latency=sum(1 for d in measured if d.get("latency_miss")),
+            checked_energy=sum(1 for d in measured if "energy_miss" in d),
+            band_misses_energy=sum(1 for d in measured if d.get("energy_miss")),
+            refits=self.refits, predictor=self.latency.describe() if self.latency is not None else "none fitted")
+
+    def write(self) -> ScreenSummary:
+        """Write ``screen.json`` (the summary and every decision) atomically into the run folder."""
+        s = self.summary()
+        with self._lock:
+            decisions = {k: dict(v) for k, v in self.decisions.items()}
+        path = self.out / SUMMARY_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"summary": dataclasses.asdict(s), "decisions": decisions}, indent=1,
+                                  default=float))
+        tmp.replace(path)
+        return s
+
+    def close(self) -> ScreenSummary:
+        """Write and log the counters (nothing is written for a run that screened no candidate)."""
+        if not self.decisions and not (self.out / SUMMARY_FILE).exists():
+            return self.summary()
+        s = self.write()
+        log.info("%s", s.text())
+        return s
+
+
+def make_screen(config, out: Path) -> Screen | None:
+    """The run's screen (None when the run measures every candidate)."""
+    if not config.screen:
+        return None
+    return Screen(out, share=config.measure_share, refit_every=config.refit_every, seed=config.seed,
+                  final_k=config.final_k, predictor_path=config.predictor_path)
