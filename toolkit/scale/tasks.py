@@ -1,6 +1,8 @@
 """Candidate work as Ray tasks: ``synthesize --executor ray``.
 
-The driver keeps the generator, the inquisitor and the only writer of the store; each cycle's candidates (sub-network
+The driver keeps the generator, the inquisitor and the only writer of the store. The prototype's and the
+supernet's training are Ray tasks (one each, with a GPU when the cluster has one; the supernet checkpoints into the
+run folder each epoch, so a retried task resumes); each cycle's candidates (sub-network
 extraction from the supernet + batch-norm re-estimation + validated int8 conversion + measurement on the worker's
 host target) run as Ray tasks, and the driver stores them in proposal order after the whole population is in, before
 the generator's update, so the same seeds give the same candidates as in-process. A task runs what the in-process
@@ -55,17 +57,36 @@ def _checkpoint_folder(config, out: Path) -> Path:
     return out / "supernet"
 
 
-def worker_context(state: RunState):
-    """The run's Context rebuilt on a worker from its folder (cached per worker process)."""
+def _new_context(state: RunState):
+    """The run's Context rebuilt from its folder on a worker: data split, decision space, and the prototype and
+    its channel importance once the driver has saved them. No target unless the worker measures.
+    Returns (Context, the prototype's ArchSpec)."""
     import keras
     import numpy as np
 
     from toolkit.arch import get_prototype
     from toolkit.synthesis.assess import Context
     from toolkit.synthesis.config import SynthesisConfig
-    from toolkit.synthesis.evaluator import PrunedPrototypeEvaluator, SupernetEvaluator
     from toolkit.synthesis.requirements import parse_requirements
     from toolkit.synthesis.space import DecisionSpace
+
+    config = SynthesisConfig.from_dict(state.config)
+    out = Path(state.out)
+    ctx = Context(config, out, parse_requirements(config.requirements), connect=state.measure)
+    spec = get_prototype(config.prototype, ctx.test.input_shape, ctx.test.num_classes, config.prototype_width)
+    ctx.space = DecisionSpace.from_prototype(spec, config.width_options, config.resolution_options)
+    if (out / "prototype.keras").exists():
+        ctx.prototype_model = keras.models.load_model(out / "prototype.keras", compile=False)
+    if (out / "importance.npz").exists():
+        with np.load(out / "importance.npz") as npz:
+            ctx.importance = {k: npz[k] for k in npz.files}
+    return ctx, spec
+
+
+def worker_context(state: RunState):
+    """The run's Context with its evaluator, rebuilt on a worker from its folder (cached per worker process)."""
+    from toolkit.synthesis.config import SynthesisConfig
+    from toolkit.synthesis.evaluator import PrunedPrototypeEvaluator, SupernetEvaluator
     from toolkit.synthesis.supernet import Supernet, has_checkpoint
 
     config = SynthesisConfig.from_dict(state.config)
@@ -75,12 +96,7 @@ def worker_context(state: RunState):
     key = (str(out), json.dumps(state.config, sort_keys=True, default=str), stamp, state.measure)
     ctx = _CONTEXTS.get(key)
     if ctx is None:
-        ctx = Context(config, out, parse_requirements(config.requirements), connect=state.measure)
-        spec = get_prototype(config.prototype, ctx.test.input_shape, ctx.test.num_classes, config.prototype_width)
-        ctx.space = DecisionSpace.from_prototype(spec, config.width_options, config.resolution_options)
-        ctx.prototype_model = keras.models.load_model(out / "prototype.keras", compile=False)
-        with np.load(out / "importance.npz") as npz:
-            ctx.importance = {k: npz[k] for k in npz.files}
+        ctx, _ = _new_context(state)
         if config.uses_supernet:
             sn = Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance)
             if has_checkpoint(folder):
@@ -94,6 +110,23 @@ def worker_context(state: RunState):
     ctx.prototype_result = state.prototype_result
     ctx.final_reference = state.final_reference
     return ctx
+
+
+def _train_task(state: RunState, what: str):
+    """On a worker: train the prototype (saved beside the run's, for the driver to load) or the supernet (it
+    checkpoints into the run folder each epoch, so a retried task resumes). Returns (path or None, this pid)."""
+    import os
+
+    from toolkit.synthesis.loop import fit_supernet, train_prototype
+    from toolkit.synthesis.supernet import Supernet
+
+    ctx, spec = _new_context(state)
+    if what == "prototype":
+        path = ctx.out / "prototype.trained.keras"
+        train_prototype(ctx, spec).save(path)
+        return str(path), os.getpid()
+    fit_supernet(ctx, Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance))
+    return None, os.getpid()
 
 
 def _evaluate_task(state: RunState, candidate_id: str, cycle: int, seed, choices: dict):
@@ -217,6 +250,8 @@ class RayExecutor:
         options = dict(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)
         self._task = self.ray.remote(**options)(_evaluate_task)
         self._final = self.ray.remote(**options)(_final_task)
+        self._train = self.ray.remote(**options)(_train_task)
+        self.trained_by: dict[str, int] = {}  # "prototype" / "supernet" -> the worker process that trained it
         self._state = None
         self._state_key = None
         self._waiting: dict = {}  # task ref -> PhonePending whose measurement is not queued yet
@@ -245,8 +280,8 @@ class RayExecutor:
 
         return RayPhonePool(self.address, serials=config.phones or None)
 
-    def _run_state(self, ctx, final: bool = False):
-        measure = ctx.farm is None
+    def _run_state(self, ctx, final: bool = False, measure: bool | None = None):
+        measure = ctx.farm is None if measure is None else measure
         if final:
             return RunState(ctx.config.to_dict(), str(Path(ctx.out).resolve()), ctx.search_reference,
                             ctx.prototype_result, ctx.final_reference, measure)
@@ -272,6 +307,21 @@ class RayExecutor:
     def start_final(self, ctx, parent):
         """Submit one final's training and assessment (finals.run_final) as a Ray task."""
         return self._pending(ctx, self._final.remote(self._run_state(ctx, final=True), parent))
+
+    def train_prototype(self, ctx):
+        """The prototype trained by a Ray task (1 GPU when the cluster has one); the loaded Keras model."""
+        import keras
+
+        path, self.trained_by["prototype"] = _get(self.ray, self._train.remote(
+            self._run_state(ctx, final=True, measure=False), "prototype"))
+        model = keras.models.load_model(path, compile=False)
+        Path(path).unlink()
+        return model
+
+    def train_supernet(self, ctx) -> None:
+        """The supernet trained by a Ray task into the run folder (``supernet/``); the driver then loads it."""
+        _, self.trained_by["supernet"] = _get(self.ray, self._train.remote(
+            self._run_state(ctx, final=True, measure=False), "supernet"))
 
     def advance(self, timeout: float = 0) -> None:
         """Queue the measurement of every phone-target task that has completed (waiting up to ``timeout`` s for

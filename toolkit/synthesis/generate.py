@@ -97,7 +97,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
             if "prototype" not in done:
                 raise ToolkitError(f"The store {str(db)!r} has no prototype for run {source_run}; pass its --db")
             proto = _prototype(ctx, store, source_run, done)
-            _build_evaluator(ctx, progress=False)
+            _build_evaluator(ctx)
             _search_reference(ctx, store, source_run, done, proto)
             if finalize:
                 run_reference(ctx, store, source_run, done, proto)

@@ -263,7 +263,7 @@ def _run_stages(ctx: Context, store, run_id: str | None, db, started: float) -> 
     proto = _prototype(ctx, store, run_id, done)
     phases.add("prototype", time.perf_counter() - t0)
     t0 = time.perf_counter()
-    _build_evaluator(ctx, ctx.progress)
+    _build_evaluator(ctx)
     phases.add("supernet" if config.uses_supernet else "pruning", time.perf_counter() - t0)
 
     t0 = time.perf_counter()
@@ -424,7 +424,7 @@ def _check_same_split(cfg: SynthesisConfig, run_file: Path) -> None:
             f"({cfg.data_fingerprint()}); use the same data options and data seed")
 
 
-def _build_evaluator(ctx: Context, progress: bool) -> None:
+def _build_evaluator(ctx: Context) -> None:
     from toolkit.synthesis.evaluator import PrunedPrototypeEvaluator, SupernetEvaluator
     from toolkit.synthesis.supernet import Supernet, has_checkpoint, read_state, train_supernet
 

@@ -2,7 +2,7 @@
 executor on the namespace's 2-CPU Ray cluster; the Ray run's driver is killed (SIGKILL) after its first search
 candidate is stored, and resumed. Then one cycle of the same synthesis on a phone target: a virtual phone served by
 a `ferminet agent` of the cluster, the Ray tasks only converting and the driver queueing each measurement on the
-phone's actor. Prints one line, "RESULT <JSON>": each run's candidates and times.
+phone's actor; its prototype and supernet trained by Ray tasks. Prints one line, "RESULT <JSON>": each run's candidates and times.
 
 The Ray run starts from the in-process run's prototype, channel importance, per-op profile and supernet (copied or
 named, as `--supernet-from` does), so the two runs differ only in where candidates are evaluated.
@@ -47,16 +47,15 @@ if "--ray-run" in sys.argv:
     from toolkit.scale.tasks import RayExecutor
 
     executor = RayExecutor("127.0.0.1:6379")
-    if "--phones" in sys.argv:  # one cycle on the cluster's phones, from the in-process run's prototype and supernet
+    if "--phones" in sys.argv:  # one cycle on the cluster's phones; prototype and supernet trained by Ray tasks
         serials = executor.phone_serials()
         phone_config = SynthesisConfig(**{**config.to_dict(), "requirements": config.requirements,
                                           "width_options": config.width_options,
                                           "resolution_options": config.resolution_options, "cycles": 1,
-                                          "profile_runs": 10, "target": "android", "device": serials[0],
-                                          "prototype_path": str(ws / "inprocess" / "prototype.keras"),
-                                          "supernet_path": str(ws / "inprocess")})
+                                          "profile_runs": 10, "target": "android", "device": serials[0]})
         run_synthesis(phone_config, ws / "phones", ws / "phones.db", progress=False, executor=executor)
-        print("SERIALS " + json.dumps(serials), flush=True)
+        print("SERIALS " + json.dumps({"serials": serials, "driver_pid": os.getpid(),
+                                       "trained_by": executor.trained_by}), flush=True)
         sys.exit(0)
     if "--resume" in sys.argv:
         run_synthesis(config, ws / "ray", resume=True, progress=False, executor=executor)
@@ -112,8 +111,6 @@ ray.shutdown()
 from android_harness.virtual import VirtualPhone  # noqa: E402
 from toolkit.scale import connect, disconnect, wait_for_phones  # noqa: E402
 
-(ws / "phones").mkdir()
-shutil.copy(ws / "inprocess" / "importance.npz", ws / "phones" / "importance.npz")
 with VirtualPhone("pixel_6") as phone, open(ws / "agent.log", "w") as agent_log:
     agent = subprocess.Popen([sys.executable, "-m", "toolkit.cli.main", "agent", "--ray-address", "127.0.0.1:6379",
                               "--connect", phone.serial], stdout=agent_log, stderr=subprocess.STDOUT)
@@ -125,7 +122,7 @@ with VirtualPhone("pixel_6") as phone, open(ws / "agent.log", "w") as agent_log:
         run = subprocess.run(child + ["--phones"], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr[-6000:] + (ws / "agent.log").read_text()[-3000:]
         out["phones"] = {"wall_s": time.monotonic() - t, "serial": phone.serial,
-                         "serials": json.loads(run.stdout.split("SERIALS ", 1)[1].splitlines()[0]),
+                         **json.loads(run.stdout.split("SERIALS ", 1)[1].splitlines()[0]),
                          "candidates": candidates(ws / "phones.db"),
                          "finals": candidates(ws / "phones.db", "final"),
                          "measurements": measurements(ws / "phones.db"),

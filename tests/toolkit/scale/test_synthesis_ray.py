@@ -1,7 +1,8 @@
 """`synthesize --executor ray`: the same tiny synthesis in-process and on a 2-CPU local Ray cluster (in the test's
 own network namespace) gives the same candidates, also when the Ray run's driver is killed mid-search and resumed;
-the driver alone writes the store. Then one cycle of it with a phone target: the candidates converted by Ray tasks,
-measured on a virtual phone that a `ferminet agent` registered in the cluster."""
+the driver alone writes the store. Then one cycle of it with a phone target: prototype and supernet trained by Ray
+tasks, the candidates converted by Ray tasks and measured on a virtual phone that a `ferminet agent` registered in
+the cluster."""
 import pytest
 
 
@@ -36,7 +37,10 @@ def test_ray_run_on_the_agents_phone_measures_every_network_there(runs):
     p, local = runs["phones"], runs["inprocess"]["candidates"]
     # The executor found the phone the agent registered; the run measured on it.
     assert p["serials"] == [p["serial"]]
-    # Cycle 0 gives the same candidates as in-process (same seed, same supernet), all evaluated.
+    # The prototype and the supernet were trained by Ray tasks, in worker processes, not by the driver.
+    assert set(p["trained_by"]) == {"prototype", "supernet"}
+    assert p["driver_pid"] not in p["trained_by"].values()
+    # Cycle 0 proposes the same candidates as in-process (same seed, same space), all evaluated.
     assert [c[:2] for c in p["candidates"]] == [c[:2] for c in local if c[0].startswith("c000") or c[0] == "supernet-max"]
     assert all(c[2] == "ok" for c in p["candidates"])
     # Every stored network (prototype, candidates, supernet-max, the final) was measured on the agent's phone, and
