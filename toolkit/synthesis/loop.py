@@ -351,7 +351,6 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
     from toolkit.synthesis.inherit import l1_importance
     from toolkit.synthesis.inquisitor import taylor_importance
     from toolkit.synthesis.space import DecisionSpace
-    from toolkit.train import TrainBudget, train
 
     cfg, out = ctx.config, ctx.out
     spec = get_prototype(cfg.prototype, ctx.test.input_shape, ctx.test.num_classes, cfg.prototype_width)
@@ -371,10 +370,10 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
                 raise InvalidArgumentError(
                     f"{cfg.prototype_path!r} is not a {cfg.prototype} prototype for {cfg.dataset} "
                     f"built by ferminet (its layers differ); pass the prototype.keras of an earlier run")
+        elif ctx.executor is not None:
+            model = ctx.executor.train_prototype(ctx)  # a Ray task: on a GPU node when the cluster has one
         else:
-            model = build_model(spec, seed=cfg.seed)
-            train(model, ctx.train_data, TrainBudget(epochs=cfg.prototype_epochs), learning_rate=cfg.learning_rate,
-                  seed=cfg.seed, progress=ctx.progress)
+            model = train_prototype(ctx, spec)
         proto, rows = assess(ctx, model, spec, candidate_id="prototype", cycle=-1, strategy="prototype",
                              seed=cfg.seed, choices=ctx.space.prototype_choices(), phase="prototype",
                              reference=None, folder=out)
@@ -411,6 +410,28 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
     return proto
 
 
+def train_prototype(ctx: Context, spec):
+    """The prototype from scratch: its epochs on the training split (in this process or a Ray task's)."""
+    from toolkit.arch import build_model
+    from toolkit.train import TrainBudget, train
+
+    cfg = ctx.config
+    model = build_model(spec, seed=cfg.seed)
+    train(model, ctx.train_data, TrainBudget(epochs=cfg.prototype_epochs), learning_rate=cfg.learning_rate,
+          seed=cfg.seed, progress=ctx.progress)
+    return model
+
+
+def fit_supernet(ctx: Context, sn) -> None:
+    """Weight-sharing training of ``sn`` into the run's supernet folder (resumes from its checkpoint)."""
+    from toolkit.synthesis.supernet import train_supernet
+
+    cfg = ctx.config
+    train_supernet(sn, ctx.train_data.x_train, ctx.train_data.y_train, cfg.supernet_epochs, ctx.out / "supernet",
+                   learning_rate=cfg.supernet_learning_rate, seed=cfg.split_seed, progress=ctx.progress,
+                   data=cfg.data_fingerprint())
+
+
 def _check_same_split(cfg: SynthesisConfig, run_file: Path) -> None:
     """A prototype from another run was trained on that run's training split: refuse it when this run would
     validate on some of those images."""
@@ -426,7 +447,7 @@ def _check_same_split(cfg: SynthesisConfig, run_file: Path) -> None:
 
 def _build_evaluator(ctx: Context) -> None:
     from toolkit.synthesis.evaluator import PrunedPrototypeEvaluator, SupernetEvaluator
-    from toolkit.synthesis.supernet import Supernet, has_checkpoint, read_state, train_supernet
+    from toolkit.synthesis.supernet import Supernet, has_checkpoint, read_state
 
     cfg = ctx.config
     if not cfg.uses_supernet:
@@ -453,10 +474,11 @@ def _build_evaluator(ctx: Context) -> None:
             sn = Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance)
             np.savez(ctx.out / "importance.npz", **ctx.importance)
         sn.load(given)
+    elif ctx.executor is not None:
+        ctx.executor.train_supernet(ctx)  # a Ray task; it checkpoints into the run folder, read here
+        sn.load(folder)
     else:
-        train_supernet(sn, ctx.train_data.x_train, ctx.train_data.y_train, cfg.supernet_epochs, folder,
-                       learning_rate=cfg.supernet_learning_rate, seed=cfg.split_seed, progress=progress,
-                       data=cfg.data_fingerprint())
+        fit_supernet(ctx, sn)
     ctx.evaluator = SupernetEvaluator(sn, ctx.recal_x)
 
 
