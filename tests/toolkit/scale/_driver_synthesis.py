@@ -36,6 +36,24 @@ def measurements(db):
             "ORDER BY c.candidate_id")]
 
 
+def kill_first_task_worker(run, title):
+    """SIGKILL the first Ray worker process seen running a task titled ``title`` (Ray names the process
+    ``ray::<function>`` while it runs one) while ``run`` is alive; returns its pid, or None if none was seen."""
+    while run.poll() is None:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            if cmdline.startswith(title):
+                os.kill(int(proc.name), signal.SIGKILL)
+                return int(proc.name)
+        time.sleep(0.05)
+    return None
+
+
 def candidates(db, phase="search"):
     with sqlite3.connect(db) as conn:
         return [list(r) for r in conn.execute(
@@ -119,10 +137,14 @@ with VirtualPhone("pixel_6") as phone, open(ws / "agent.log", "w") as agent_log:
         wait_for_phones([phone.serial], timeout_s=300)
         disconnect()
         t = time.monotonic()
-        run = subprocess.run(child + ["--phones"], capture_output=True, text=True)
-        assert run.returncode == 0, run.stderr[-6000:] + (ws / "agent.log").read_text()[-3000:]
-        out["phones"] = {"wall_s": time.monotonic() - t, "serial": phone.serial,
-                         **json.loads(run.stdout.split("SERIALS ", 1)[1].splitlines()[0]),
+        with open(ws / "phones.out", "w") as so, open(ws / "phones.err", "w") as se:
+            run = subprocess.Popen(child + ["--phones"], stdout=so, stderr=se, text=True)
+            killed = kill_first_task_worker(run, "ray::_evaluate_task")  # a worker dies mid-task
+            run.wait()
+        stdout = (ws / "phones.out").read_text()
+        assert run.returncode == 0, (ws / "phones.err").read_text()[-6000:] + (ws / "agent.log").read_text()[-3000:]
+        out["phones"] = {"wall_s": time.monotonic() - t, "serial": phone.serial, "killed_worker": killed,
+                         **json.loads(stdout.split("SERIALS ", 1)[1].splitlines()[0]),
                          "candidates": candidates(ws / "phones.db"),
                          "finals": candidates(ws / "phones.db", "final"),
                          "measurements": measurements(ws / "phones.db"),

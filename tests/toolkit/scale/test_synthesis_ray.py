@@ -40,6 +40,8 @@ def test_ray_run_on_the_agents_phone_measures_every_network_there(runs):
     # The prototype and the supernet were trained by Ray tasks, in worker processes, not by the driver.
     assert set(p["trained_by"]) == {"prototype", "supernet"}
     assert p["driver_pid"] not in p["trained_by"].values()
+    # A Ray worker was killed (SIGKILL) while it ran a candidate's task: Ray ran the task again, the run completed.
+    assert p["killed_worker"] is not None
     # Cycle 0 proposes the same candidates as in-process (same seed, same space), all evaluated.
     assert [c[:2] for c in p["candidates"]] == [c[:2] for c in local if c[0].startswith("c000") or c[0] == "supernet-max"]
     assert all(c[2] == "ok" for c in p["candidates"])
