@@ -14,11 +14,15 @@ search's proxy accuracy and final-trained accuracy, per-phase wall times; writes
 
     python benchmarks/synthesis_fashion_mnist.py [--out bench-synth] [--search-budget 12m] ...
 
+With ``--predictor [FILE]`` the search screens candidates by predicted latency/energy (see
+:mod:`toolkit.synthesis.screen`) and each strategy prints its measurements saved and band misses.
+
 Re-running with the same --out resumes every run (nothing finished is redone).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -53,10 +57,15 @@ def main() -> int:
                         help="requirement (repeatable; default accuracy_drop<=1.0pt and macs<=3.1M, i.e. >= 10x fewer)")
     parser.add_argument("--strategies", default="gensynth,random,width,l1prune")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "synthesis_fashion_mnist.json"))
+    parser.add_argument("--predictor", nargs="?", const="", default=None, metavar="FILE",
+                        help="screen search candidates by prediction (as `ferminet synthesize --predictor`); prints "
+                             "the measurements saved and the band misses per strategy")
+    parser.add_argument("--measure-share", type=float, default=0.2, help="with --predictor (default 0.2)")
     args = parser.parse_args()
 
     from toolkit.cli.cmd_synthesize import parse_budget
     from toolkit.synthesis import SynthesisConfig, run_synthesis
+    from toolkit.synthesis.screen import read_summary
 
     # The code this run executes: the commit when it starts (and whether tracked files differed from it).
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -72,6 +81,8 @@ def main() -> int:
     common = dict(prototype="resnet20", requirements=requirements, n_train=args.train_samples, n_val=args.val_samples,
                   n_eval=args.eval_samples, prototype_epochs=args.prototype_epochs,
                   supernet_epochs=args.supernet_epochs, final_k=args.final_k, budget_s=budget, data_seed=0, seed=0)
+    if args.predictor is not None:
+        common.update(screen=True, predictor_path=args.predictor or None, measure_share=args.measure_share)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     results = {}
     first = out / "gensynth"
@@ -129,6 +140,13 @@ def main() -> int:
                              "candidates_ok": len(searched), "proxy_feasible": len(r.feasible),
                              "phase_seconds": r.phase_seconds, "stopped": r.stopped,
                              "candidates_per_hour": len(r.candidates) / search_s * 3600 if search_s else None}
+
+        screening = read_summary(r.out_dir)
+        summary[strategy]["screening"] = dataclasses.asdict(screening) if screening else None
+        if screening is not None:
+            print(f"{strategy:<10}{screening.text()}")
+            print(f"{strategy:<10}measurements_saved={screening.predicted} measured={screening.measured} "
+                  f"band_misses={screening.band_misses} checked={screening.checked_latency + screening.checked_energy}")
 
     tau = kendall_tau(tau_proxy, tau_final)
     g = summary.get("gensynth", {})

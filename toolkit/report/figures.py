@@ -1,5 +1,5 @@
-"""Matplotlib figures of the report (Agg backend, PNG). Measured, virtual and estimated numbers are drawn
-differently (solid / hatched / hollow) and say so in the legend."""
+"""Matplotlib figures of the report (Agg backend, PNG). Measured, virtual, estimated and predicted numbers are
+drawn differently (solid / hatched / hollow) and say so in the legend."""
 from __future__ import annotations
 
 import matplotlib
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 STYLE = {"measured": dict(color="#1f77b4", hatch=""), "virtual": dict(color="#2ca02c", hatch="//"),
-         "estimated": dict(color="#bbbbbb", hatch="xx")}
+         "estimated": dict(color="#bbbbbb", hatch="xx"), "predicted": dict(color="#ffbb78", hatch="..")}
 STRATEGY_MARKERS = {"prototype": ("*", "#d62728"), "gensynth": ("o", "#1f77b4"), "random": ("s", "#7f7f7f"),
                     "width": ("^", "#ff7f0e"), "l1prune": ("D", "#9467bd"), "generated": ("P", "#17becf")}
 
@@ -63,7 +63,8 @@ def energy_bars(summary: pd.DataFrame, path) -> str:
         ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, facecolor=s["color"], hatch=s["hatch"], edgecolor="black")
                for s in STYLE.values()]
-    axes[1].legend(handles, ["measured on a phone", "virtual phone", "estimated from a profile"], fontsize=7)
+    axes[1].legend(handles, ["measured on a phone", "virtual phone", "estimated from a profile",
+                             "predicted (not measured)"], fontsize=7)
     return _save(fig, path)
 
 
@@ -88,10 +89,17 @@ def top_ops_bars(ops: pd.DataFrame, path) -> str:
 
 def accuracy_scatter(cands: pd.DataFrame, cost: str, front: str, xlabel: str, path) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    source = {"latency_ms": "latency_source", "energy_mj": "energy_source"}.get(cost)
     for strategy, g in cands.groupby("strategy"):
         marker, color = STRATEGY_MARKERS.get(strategy, ("x", "black"))
-        ax.scatter(g[cost], g["int8_top1"] * 100, marker=marker, color=color, label=strategy, s=50 if marker != "*" else 160,
-                   alpha=0.8)
+        # A cost predicted by --predictor's screen (source predicted:<device>) is drawn hollow: not measured.
+        predicted = g[source].astype(str).str.startswith("predicted:") if source in g else g[cost].isna()
+        for part, hollow in ((g[~predicted], False), (g[predicted], True)):
+            if part.empty:
+                continue
+            ax.scatter(part[cost], part["int8_top1"] * 100, marker=marker, label=strategy + (" (predicted)" if hollow
+                       else ""), s=50 if marker != "*" else 160, alpha=0.8, edgecolors=color,
+                       facecolors="none" if hollow else color)
     f = cands[cands[front]].sort_values(cost)
     ax.step(f[cost], f["int8_top1"] * 100, where="post", color="black", linewidth=1, label="Pareto front")
     ax.set_xscale("log")

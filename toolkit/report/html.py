@@ -138,8 +138,9 @@ def build_report(db: str | Path = "ferminet.db", out_dir: str | Path = "ferminet
                 kinds = sorted(set(energy["energy_kind"].dropna()))
                 sections.append(
                     "<h2>Energy</h2><p class='note'>Each number carries its source: <b>measured</b> on a phone's "
-                    "battery counters, <b>virtual</b> from the virtual phone's power model, or <b>estimated</b> from "
-                    f"a device profile (never a measurement). Present here: {', '.join(kinds)}.</p>"
+                    "battery counters, <b>virtual</b> from the virtual phone's power model, <b>estimated</b> from "
+                    "a device profile (never a measurement), or <b>predicted</b> by a fitted predictor for a "
+                    f"candidate synthesize --predictor did not measure. Present here: {', '.join(kinds)}.</p>"
                     + figure("energy", figures.energy_bars, summary, alt="energy per inference and inferences per joule")
                     + _table(energy[["label", "device", "energy", "energy_mj", "energy_uncertainty_mj",
                                      "inferences_per_j", "avg_power_mw", "energy_method", "energy_source",

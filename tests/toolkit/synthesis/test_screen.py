@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-TINY = dict(prototype="resnet20", prototype_width=0.25, n_train=1000, n_val=500, n_eval=200)
+TINY = dict(prototype="resnet20", prototype_width=0.25, n_train=1000, n_val=300, n_eval=100)
 BOUND = 0.8  # latency_ms<=0.8x: some candidates' predicted bands straddle it, others stay below it
 
 
@@ -32,10 +32,10 @@ def _rows(db, sql, args=()):
 def screened(tmp_path_factory):
     ws = tmp_path_factory.mktemp("screen")
     done = ferminet("synthesize", "--prototype", "resnet20", "--prototype-width", "0.25", "--train-samples", "1000",
-                    "--val-samples", "500", "--eval-samples", "200", "--prototype-epochs", "1", "--supernet-epochs",
-                    "1", "--cycles", "3", "--population", "6", "--final-k", "1", "--no-reference-retrain",
+                    "--val-samples", "300", "--eval-samples", "100", "--prototype-epochs", "1", "--supernet-epochs",
+                    "0", "--cycles", "2", "--population", "6", "--final-k", "1", "--no-reference-retrain",
                     "--require", "accuracy_drop<=100pt", "--require", f"latency_ms<={BOUND}x",
-                    "--predictor", "--refit-every", "3", "--out", "run", "--db", "f.db", cwd=ws)
+                    "--predictor", "--refit-every", "3", "--measure-share", "0", "--out", "run", "--db", "f.db", cwd=ws)
     assert done.returncode == 0, done.stderr[-3000:]
     return ws, done
 
@@ -75,12 +75,12 @@ def test_screened_run_predicts_some_measures_where_it_matters(screened):
             assert kind == "measured" and r["latency_source"] == "measured:host"
             assert abs(r["latency_ms"] - d["measured_latency_ms"]) < 1e-9
         band = d["latency"]
-        if band is not None and band["low"] <= bound_ms < band["high"]:
-            straddled += 1  # the band straddles the bound: it must have been measured, for that reason
+        if band is not None and band["near_low"] <= bound_ms < band["near_high"]:
+            straddled += 1  # within one sigma of the bound: it must have been measured, for that reason
             assert d["action"] == "measured" and d["reason"] in ("near a bound", "warm-up"), (cid, d)
     assert straddled >= 1
     # Warm-up: nothing is predicted before the run's own predictor exists (fitted after 5 measurements).
-    assert summary["reasons"]["warm-up"] >= 1
+    assert summary["reasons"]["warm-up"] >= 1 and summary["reasons"]["share"] == 0  # --measure-share 0
     order = sorted(decisions, key=lambda c: (rows[c]["cycle"], c))
     first_predicted = next(i for i, c in enumerate(order) if decisions[c]["action"] == "predicted")
     assert all(decisions[c]["reason"] == "warm-up" for c in order[:3]) and first_predicted >= 3
@@ -108,17 +108,17 @@ def test_wrong_predictor_gives_band_misses(screened, tmp_path):
     wrong = LatencyPredictor.fit_networks([read_kernels(r["model_path"]) for r in measured],
                                           [r["median_ms"] / 10 for r in measured], device="fast_phone", members=8)
     path = wrong.save(tmp_path / "fast.joblib")
-    config = SynthesisConfig(**TINY, prototype_path=str(ws / "run" / "prototype.keras"),
-                             supernet_path=str(ws / "run"), cycles=1, population=4, final_k=0,
+    config = SynthesisConfig(**TINY, prototype_path=str(ws / "run" / "prototype.keras"), supernet_epochs=0,
+                             cycles=1, population=3, final_k=0,
                              requirements=("accuracy_drop<=100pt",), screen=True, predictor_path=str(path),
                              measure_share=1.0)
     run_synthesis(config, tmp_path / "run", tmp_path / "w.db", progress=False)
     saved = json.loads((tmp_path / "run" / "screen.json").read_text())
     summary, decisions = saved["summary"], saved["decisions"]
-    assert summary["predicted"] == 0 and summary["measured"] == 4  # share 1.0: every candidate measured
+    assert summary["predicted"] == 0 and summary["measured"] == summary["screened"] >= 2  # share 1: all measured
     judged = [d for d in decisions.values() if d["latency"] and d["latency"]["source"] == "predicted:fast_phone"]
-    assert judged and all(d["latency_miss"] for d in judged)  # measured ~10x above every band
-    assert summary["band_misses_latency"] >= len(judged) >= 1
+    assert judged and sum(d["latency_miss"] for d in judged) >= 1  # measured ~10x above the band
+    assert summary["band_misses_latency"] == sum(1 for d in decisions.values() if d.get("latency_miss")) >= 1
 
 
 def test_screen_options_refused_when_wrong(tmp_path, capsys, monkeypatch):
