@@ -146,7 +146,7 @@ def main() -> int:
         if screening is not None:
             print(f"{strategy:<10}{screening.text()}")
             print(f"{strategy:<10}measurements_saved={screening.predicted} measured={screening.measured} "
-                  f"band_misses={screening.band_misses} checked={screening.checked_latency + screening.checked_energy}")
+                  f"band_misses={screening.band_misses} band_checks={screening.checked_latency + screening.checked_energy}")
 
     tau = kendall_tau(tau_proxy, tau_final)
     g = summary.get("gensynth", {})

@@ -148,12 +148,14 @@ class Screen:
         self._target_name: str | None = None
         self.decisions: dict[str, dict] = {}
         self.refits = 0
+        self._previous = "none fitted"  # a resumed run's predictor, as its last process described it
         saved = self.out / SUMMARY_FILE
         if saved.is_file():  # a resumed run keeps its counters; its predictor refits from new measurements
             try:
                 old = json.loads(saved.read_text())
                 self.decisions = dict(old.get("decisions", {}))
                 self.refits = int(old.get("summary", {}).get("refits", 0))
+                self._previous = str(old.get("summary", {}).get("predictor", self._previous))
             except (ValueError, TypeError):
                 log.warning("%s is damaged; the screen's counters start again", saved)
 
@@ -331,7 +333,7 @@ class Screen:
             band_misses_latency=sum(1 for d in measured if d.get("latency_miss")),
             checked_energy=sum(1 for d in measured if "energy_miss" in d),
             band_misses_energy=sum(1 for d in measured if d.get("energy_miss")),
-            refits=self.refits, predictor=self.latency.describe() if self.latency is not None else "none fitted")
+            refits=self.refits, predictor=self.latency.describe() if self.latency is not None else self._previous)
 
     def write(self) -> ScreenSummary:
         """Write ``screen.json`` (the summary and every decision) atomically into the run folder."""
