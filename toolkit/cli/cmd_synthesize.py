@@ -136,7 +136,8 @@ def register(subparsers) -> None:
                    help="the Ray cluster's head for --executor ray (default: $RAY_ADDRESS, or this machine's cluster)")
     p.add_argument("--predictor", nargs="?", const="", default=None, metavar="FILE",
                    help="screen search candidates by predicted latency/energy and measure on the target only where it "
-                        "matters: when the predicted latency/energy is within its uncertainty (1 sigma) of a bound, "
+                        "matters: when the predicted latency/energy is within its uncertainty (1 sigma) of a bound that decides "
+                        "feasibility (the other requirements hold), "
                         "when the candidate could enter the elite (the best --final-k feasible so far), and for a seeded "
                         "--measure-share of the rest; the others store the prediction, labelled predicted:<device>. "
                         "FILE: a predictor `ferminet predictor fit` saved; without FILE the run fits its own after "

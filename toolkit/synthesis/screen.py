@@ -7,7 +7,9 @@ conversion. It is **measured** on the target when
 1. ``warm-up``: no predictor yet (started empty: the first :data:`MIN_FIT` measurements of the run — prototype
    and search reference included — fit one), or an energy bound/objective needs an energy predictor not fitted yet;
 2. ``near a bound``: the predicted latency or energy is within its uncertainty (one sigma, :data:`NEAR_SIGMAS`)
-   of a requirement bound on it (absolute, or relative to the prototype like ``latency_ms<=0.5x``);
+   of a requirement bound on it (absolute, or relative to the prototype like ``latency_ms<=0.5x``) and that bound
+   decides feasibility (every other requirement holds: a candidate that misses the accuracy bound is infeasible
+   wherever its latency falls);
 3. ``elite``: one sigma on the optimistic side it would meet every requirement and its U would rank among
    the best ``max(final_k, 1)`` feasible candidates so far (the ones the finals and the generator's update
    favour), so a decision rests on it;
@@ -202,8 +204,11 @@ class Screen:
         (lat_lo, lat_hi), (e_lo, e_hi) = _near(lat), (_near(energy) if energy else (None, None))
         low = self._metrics(ctx, facts, lat_lo, e_lo)
         high = self._metrics(ctx, facts, lat_hi, e_hi)
-        for r in ctx.requirements:
-            if r.metric in ("latency_ms", "energy_mj"):
+        costs = [r for r in ctx.requirements if r.metric in ("latency_ms", "energy_mj")]
+        # A latency/energy bound decides feasibility only when every other requirement holds (accuracy, size...):
+        # near such a bound the prediction could flip the verdict, so measure.
+        if check(tuple(r for r in ctx.requirements if r not in costs), low)[0]:
+            for r in costs:
                 key = f"{r.metric}/prototype" if r.relative else r.metric
                 if r.holds(low.get(key)) != r.holds(high.get(key)):
                     return "near a bound"
