@@ -1,5 +1,7 @@
 """A phone that goes away during synthesis: its candidates become failed records with the reason, the run goes on
-and finishes (no crash, nothing lost), and a failure is never copied to a later sample of the same architecture."""
+and finishes (no crash, nothing lost), and a failure is never copied to a later sample of the same architecture.
+The run starts from the session's shared tiny prototype and supernet (``tiny_synthesis`` in tests/toolkit/conftest.py,
+same images): their training is not what this test is about; the prototype is still converted and measured here."""
 import sqlite3
 import threading
 import time
@@ -16,7 +18,7 @@ def _ids(db):
         return []
 
 
-def test_lost_phone_mid_run_gives_failed_candidates_and_a_finished_run(tmp_path):
+def test_lost_phone_mid_run_gives_failed_candidates_and_a_finished_run(tmp_path, reuse_tiny):
     db = tmp_path / "f.db"
     phone = VirtualPhone("pixel_6").start()
     result = {}
@@ -24,7 +26,7 @@ def test_lost_phone_mid_run_gives_failed_candidates_and_a_finished_run(tmp_path)
         cfg = SynthesisConfig(prototype="resnet20", prototype_width=0.25, n_train=600, prototype_epochs=1,
                               supernet_epochs=1, cycles=2, population=2, final_k=1, profile_runs=3, probe_samples=32,
                               recal_samples=128, target="android", device=phone.serial, retrain_reference=False,
-                              requirements=("accuracy_drop<=100pt",))
+                              requirements=("accuracy_drop<=100pt",), **reuse_tiny)
         worker = threading.Thread(target=lambda: result.update(r=run_synthesis(cfg, tmp_path / "run", db,
                                                                                progress=False)))
         worker.start()

@@ -2,16 +2,16 @@
 run finishes on the other with nothing lost or stored twice, and the candidates are the ones a run measuring one at a
 time makes (same seeds -> same ids, seeds, architectures and accuracies, whichever phone was faster). The reference
 run measures on the host (quicker; with U = NetScore and an accuracy requirement no measured number steers the
-generator, so the target does not change the candidates) and trains the prototype and supernet both runs use."""
+generator, so the target does not change the candidates) and trains the prototype and supernet both runs use. That
+reference run is the session's shared tiny run (``tiny_synthesis`` in tests/toolkit/conftest.py; the lost-phone and
+report tests reuse its prototype and supernet too)."""
+import dataclasses
 import sqlite3
 import threading
 import time
 
 from android_harness.virtual import VirtualPhone
-from toolkit.synthesis import SynthesisConfig, run_synthesis
-
-TINY = dict(prototype="resnet20", prototype_width=0.25, n_train=600, prototype_epochs=1, supernet_epochs=1, cycles=2,
-            population=3, final_k=0, profile_runs=3, probe_samples=32, recal_samples=128, retrain_reference=False, requirements=("accuracy_drop<=100pt",))
+from toolkit.synthesis import run_synthesis
 
 
 def _rows(db, sql, args=()):
@@ -22,17 +22,17 @@ def _rows(db, sql, args=()):
         return []
 
 
-def test_two_phones_one_killed_mid_run_same_candidates_as_one_at_a_time(tmp_path):
-    one_db, farm_db = tmp_path / "one.db", tmp_path / "farm.db"
-    one = run_synthesis(SynthesisConfig(target="host", **TINY), tmp_path / "one", one_db, progress=False)
+def test_two_phones_one_killed_mid_run_same_candidates_as_one_at_a_time(tmp_path, tiny_synthesis, reuse_tiny):
+    farm_db = tmp_path / "farm.db"
+    one, one_config = tiny_synthesis  # the host run, measuring one candidate at a time
+    assert one.stopped == "done" and one_config.target == "host"
     with VirtualPhone("pixel_6") as a:
         b = VirtualPhone("pixel_6").start()
         result = {}
         try:
             # The same prototype and supernet (their training is not what this test is about).
-            cfg = SynthesisConfig(target="android", device=a.serial, devices=(a.serial, b.serial),
-                                  prototype_path=str(tmp_path / "one" / "prototype.keras"),
-                                  supernet_path=str(tmp_path / "one"), **TINY)
+            cfg = dataclasses.replace(one_config, target="android", device=a.serial, devices=(a.serial, b.serial),
+                                      **reuse_tiny)
             worker = threading.Thread(target=lambda: result.update(r=run_synthesis(cfg, tmp_path / "farm", farm_db,
                                                                                    progress=False)))
             worker.start()
