@@ -5,7 +5,15 @@ three gensynth runs and three random-search runs with the same seeds, space, eva
 measurement. The requirement couples accuracy (proxy int8 top-1 on the validation split, against the supernet's
 full network) with a MAC bound, so a candidate fails when its weights do not carry the accuracy, not only when it is
 too big. Asserted: over the three seeds, gensynth's later cycles meet the requirement more often than random
-search's, and more often than its own first cycle."""
+search, and more often than its own first cycle.
+
+Random search samples the same uniform distribution in every cycle (it is never updated), so its runs search
+CYCLES - 1 cycles: as many candidates per seed as gensynth's later cycles that they are compared with (10), without
+the 15 evaluations of a third random cycle no assertion needs."""
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -31,10 +39,23 @@ def runs(tmp_path_factory):
     first = run_synthesis(SynthesisConfig(strategy="gensynth", seed=SEEDS[0], **common), ws / "g0", db,
                           progress=False)
     shared = dict(prototype_path=str(ws / "g0" / "prototype.keras"), supernet_path=str(ws / "g0"), **common)
-    gensynth = [first] + [run_synthesis(SynthesisConfig(strategy="gensynth", seed=s, **shared), ws / f"g{s}", db,
-                                        progress=False) for s in SEEDS[1:]]
-    random = [run_synthesis(SynthesisConfig(strategy="random", seed=s, **shared), ws / f"r{s}", db, progress=False)
-              for s in SEEDS]
+    uniform = dict(shared, cycles=CYCLES - 1)
+    jobs = [(SynthesisConfig(strategy="gensynth", seed=s, **shared), ws / f"g{s}") for s in SEEDS[1:]] + \
+        [(SynthesisConfig(strategy="random", seed=s, **uniform), ws / f"r{s}") for s in SEEDS]
+    # The five runs after the first are independent (each only reads g0's prototype and supernet): they run in
+    # worker processes, as many at once as there are CPUs (converting a candidate keeps about one core busy). Each
+    # is the same run_synthesis call as in this process; the store (WAL) takes their writes one at a time. Times
+    # measured beside another run are noisier: the requirements and U (NetScore) use none; the inquisitor's prior
+    # uses the prototype's per-op time shares, which a busy CI machine disturbs as much.
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = [pool.submit(run_synthesis, cfg, out, db, progress=False) for cfg, out in jobs]
+            rest = [f.result() for f in done]
+    else:
+        rest = [run_synthesis(cfg, out, db, progress=False) for cfg, out in jobs]
+    gensynth, random = [first] + rest[:len(SEEDS) - 1], rest[len(SEEDS) - 1:]
+    assert [r.strategy for r in gensynth + random] == ["gensynth"] * 3 + ["random"] * 3
     return gensynth, random
 
 
@@ -48,9 +69,9 @@ def test_gensynth_meets_the_requirement_more_often_than_random_search(runs):
     gensynth, random = runs
     later = tuple(range(1, CYCLES))
     g_later = np.mean([_share(r, later) for r in gensynth])
-    r_later = np.mean([_share(r, later) for r in random])
+    r_all = np.mean([_share(r, range(CYCLES - 1)) for r in random])  # all its cycles: as many candidates
     g_first = np.mean([_share(r, (0,)) for r in gensynth])
-    assert g_later > r_later, (g_later, r_later)
+    assert g_later > r_all, (g_later, r_all)
     assert g_later > g_first, (g_first, g_later)
 
 
