@@ -211,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
         if args.strategy in ("width", "l1prune") and (args.cycles is not None or args.population is not None):
             raise InvalidArgumentError(f"--strategy {args.strategy} evaluates one uniform network per width option; "
                                        f"it has no cycles or population. Drop --cycles/--population")
+        if args.predictor is not None and args.executor == "ray":
+            raise InvalidArgumentError("--predictor screens candidates in this process; it does not work with "
+                                       "--executor ray yet. Drop one of them")
         if args.predictor is None and (args.measure_share != 0.2 or args.refit_every != 4):
             raise InvalidArgumentError("--measure-share and --refit-every apply to --predictor; add --predictor "
                                        "(optionally with a FILE) or drop them")
