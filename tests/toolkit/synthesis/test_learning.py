@@ -12,6 +12,8 @@ CYCLES - 1 cycles: as many candidates per seed as gensynth's later cycles that t
 the 15 evaluations of a third random cycle no assertion needs."""
 import multiprocessing
 import os
+import sqlite3
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -29,6 +31,16 @@ def _share(result, cycles):
     return sum(c.feasible for c in cands) / len(cands)
 
 
+def _supernet_trained(db) -> bool:
+    """The first run stores its supernet's full network (``supernet-max``) once the supernet is trained and
+    checkpointed (after the prototype, its importance and run.json): from then on other runs can reuse both."""
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return conn.execute("SELECT 1 FROM candidates WHERE candidate_id='supernet-max'").fetchone() is not None
+    except sqlite3.OperationalError:  # no store or no table yet
+        return False
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     ws = tmp_path_factory.mktemp("learning")
@@ -36,25 +48,30 @@ def runs(tmp_path_factory):
     common = dict(prototype="resnet20", prototype_width=0.5, n_train=4000, n_val=800, prototype_epochs=2,
                   supernet_epochs=4, cycles=CYCLES, population=5, profile_runs=3, probe_samples=64,
                   recal_samples=256, final_k=0, retrain_reference=True, data_seed=0, requirements=REQUIREMENTS)
-    first = run_synthesis(SynthesisConfig(strategy="gensynth", seed=SEEDS[0], **common), ws / "g0", db,
-                          progress=False)
+    first = (SynthesisConfig(strategy="gensynth", seed=SEEDS[0], **common), ws / "g0")
     shared = dict(prototype_path=str(ws / "g0" / "prototype.keras"), supernet_path=str(ws / "g0"), **common)
     uniform = dict(shared, cycles=CYCLES - 1)
     jobs = [(SynthesisConfig(strategy="gensynth", seed=s, **shared), ws / f"g{s}") for s in SEEDS[1:]] + \
         [(SynthesisConfig(strategy="random", seed=s, **uniform), ws / f"r{s}") for s in SEEDS]
-    # The five runs after the first are independent (each only reads g0's prototype and supernet): they run in
-    # worker processes, as many at once as there are CPUs (converting a candidate keeps about one core busy). Each
-    # is the same run_synthesis call as in this process; the store (WAL) takes their writes one at a time. Times
-    # measured beside another run are noisier: the requirements and U (NetScore) use none; the inquisitor's prior
-    # uses the prototype's per-op time shares, which a busy CI machine disturbs as much.
-    workers = min(len(jobs), os.cpu_count() or 1)
+    # The runs after the first only read its prototype and supernet, so they need not wait for its search: all six
+    # run in worker processes, as many at once as there are CPUs (converting a candidate keeps about one core
+    # busy), the five others started once the first has stored its trained supernet's full network. Each is the
+    # same run_synthesis call as in this process; the store (WAL) takes their writes one at a time. Times measured
+    # beside another run are noisier: the requirements and U (NetScore) use none; the inquisitor's prior uses the
+    # prototype's per-op time shares, which a busy CI machine disturbs as much.
+    workers = min(1 + len(jobs), os.cpu_count() or 1)
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            done = [pool.submit(run_synthesis, cfg, out, db, progress=False) for cfg, out in jobs]
-            rest = [f.result() for f in done]
+            started = pool.submit(run_synthesis, *first, db, progress=False)
+            while not _supernet_trained(db) and not started.done():
+                time.sleep(1.0)
+            if started.done():
+                started.result()  # a first run that failed fails here, before the others start
+            pending = [pool.submit(run_synthesis, cfg, out, db, progress=False) for cfg, out in jobs]
+            results = [started.result()] + [f.result() for f in pending]
     else:
-        rest = [run_synthesis(cfg, out, db, progress=False) for cfg, out in jobs]
-    gensynth, random = [first] + rest[:len(SEEDS) - 1], rest[len(SEEDS) - 1:]
+        results = [run_synthesis(cfg, out, db, progress=False) for cfg, out in [first] + jobs]
+    gensynth, random = results[:len(SEEDS)], results[len(SEEDS):]
     assert [r.strategy for r in gensynth + random] == ["gensynth"] * 3 + ["random"] * 3
     return gensynth, random
 
