@@ -138,12 +138,9 @@ def _evaluate_task(state: RunState, candidate_id: str, cycle: int, seed, choices
     ctx = worker_context(state)
     cfg = ctx.config
     model, spec = ctx.evaluator.proxy(choices, name=f"{cfg.prototype}_{candidate_id}")
-    prepared = prepare(ctx, model, spec, candidate_id=candidate_id, cycle=cycle, strategy=cfg.strategy, seed=seed,
-                       choices=choices, phase="search", reference=ctx.search_reference)
-    if not state.measure:
-        return prepared
-    c, rows = prepared.queue(ctx).finish()
-    return c, rows, spec
+    return _measured_here(state, ctx, prepare(ctx, model, spec, candidate_id=candidate_id, cycle=cycle,
+                                              strategy=cfg.strategy, seed=seed, choices=choices, phase="search",
+                                              reference=ctx.search_reference))
 
 
 def _final_task(state: RunState, parent):
@@ -152,11 +149,16 @@ def _final_task(state: RunState, parent):
     from toolkit.synthesis.finals import prepare_final
 
     ctx = worker_context(state)
-    prepared = prepare_final(ctx, parent)
+    return _measured_here(state, ctx, prepare_final(ctx, parent))
+
+
+def _measured_here(state: RunState, ctx, prepared):
+    """A task's result: without ``state.measure`` the Prepared network (the driver measures it on a phone), else
+    measured on this worker's host and scored: (CandidateResult, store rows, ArchSpec)."""
     if not state.measure:
         return prepared
     c, rows = prepared.queue(ctx).finish()
-    return c, rows, None
+    return c, rows, prepared.spec
 
 
 def _get(ray, ref):
