@@ -122,10 +122,22 @@ class Connection(abc.ABC):
 
 def _tcp_transport(host: str, port: int):
     """adb-shell's TCP transport, except that a closed socket is an error, not an endless "no data yet"
-    (adb-shell reads until its timeout when ``recv`` returns b"", so a vanished phone would hang a run)."""
+    (adb-shell reads until its timeout when ``recv`` returns b"", so a vanished phone would hang a run), and
+    that small messages leave at once (TCP_NODELAY).
+
+    Why TCP_NODELAY: adb-shell writes each ADB message as two sends, the 24-byte header and then its payload.
+    With Nagle's algorithm on, the payload waits until the phone acknowledges the header, and the phone's
+    kernel delays that acknowledgement (40 ms on Linux) because no reply is ready without the payload: every
+    OPEN (each shell command) then cost 40 ms more than the command itself (measured: ``true`` 45 ms -> 3 ms
+    on the virtual phone over loopback).
+    """
     from adb_shell.transport.tcp_transport import TcpTransport
 
     class EofAwareTcpTransport(TcpTransport):
+        def connect(self, transport_timeout_s):
+            super().connect(transport_timeout_s)
+            self._connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def bulk_read(self, numbytes, transport_timeout_s):
             data = super().bulk_read(numbytes, transport_timeout_s)
             if not data and numbytes:

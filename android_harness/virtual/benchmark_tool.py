@@ -8,6 +8,7 @@ kernels (``--use_xnnpack``) and threads; node names are the TFLite nodes' output
 """
 from __future__ import annotations
 
+import array
 import resource
 import sys
 import time
@@ -43,18 +44,29 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _phase(interpreter, min_runs: int, min_secs: float, max_secs: float) -> list[float]:
-    samples: list[float] = []
-    start = time.perf_counter()
-    while (len(samples) < min_runs or time.perf_counter() - start < min_secs) and \
-            time.perf_counter() - start < max_secs:
-        t0 = time.perf_counter()
-        interpreter.invoke()
-        samples.append((time.perf_counter() - t0) * 1e6)
-    return samples
+def _phase(interpreter, min_runs: int, min_secs: float, max_secs: float) -> np.ndarray:
+    """Inference times (us) of runs until at least ``min_runs`` and ``min_secs``, or ``max_secs``.
+
+    The loop is as lean as Python allows (two clock reads per run, names bound once): the real tool's C++ loop
+    costs well under a microsecond per run, and every microsecond this loop spends outside ``invoke`` is time
+    the benchmark runs without counting it (measured on a 5 us model: 4 reads per run left 10 % of ``min_secs``
+    uncounted).
+    """
+    clock, invoke = time.perf_counter_ns, interpreter.invoke
+    samples = array.array("q")  # ns; read by numpy without a copy (a list of 2M ints takes 0.1 s to convert)
+    append = samples.append
+    start = clock()
+    min_end, max_end = start + int(min_secs * 1e9), start + int(max_secs * 1e9)
+    end = start
+    while (len(samples) < min_runs or end < min_end) and end < max_end:
+        begin = clock()
+        invoke()
+        end = clock()
+        append(end - begin)
+    return np.frombuffer(samples, dtype=np.int64) / 1e3
 
 
-def _stats(samples: list[float], first: float | None = None) -> str:
+def _stats(samples: np.ndarray, first: float | None = None) -> str:
     arr = np.asarray(samples)
     line = f"count={len(arr)} first={int(first if first is not None else arr[0])} curr={int(arr[-1])} " \
            f"min={int(arr.min())} max={int(arr.max())} avg={arr.mean():g} std={int(arr.std())}"

@@ -118,7 +118,9 @@ class Userspace:
             sh.symlink_to("/usr/bin/sh")
         self._write("system/etc/props.json", json.dumps(props_for(p, self.serial, self.secure), indent=1))
         self._write("cpuinfo", _cpuinfo(p))
-        tool = f"#!/system/bin/sh\nexec {sys.executable} -m android_harness.virtual.tools {{}} \"$@\"\n"
+        # -S: the tools need the standard library only, and a real phone's getprop/dumpsys are native binaries that
+        # start in milliseconds; skipping site-packages saves this host ~20 ms of every command that uses one.
+        tool = f"#!/system/bin/sh\nexec {sys.executable} -S -m android_harness.virtual.tools {{}} \"$@\"\n"
         for name in ("getprop", "dumpsys", "taskset", "df"):
             self._write(f"system/bin/{name}", tool.format(name), 0o755)
         self._write("data/local/tmp/benchmark_model",

@@ -4,6 +4,7 @@ The phone's state is changed the way the world changes a real phone's: its batte
 battery zone) or the thermal service reports a new status (its state file), never by reaching into our code.
 """
 import math
+import time
 
 import pytest
 
@@ -18,6 +19,15 @@ OPTIONS = BenchmarkOptions(num_threads=1, min_secs=1.0)
 
 def _run(device, model, cache, **kwargs):
     return profile_on_device(device, model, OPTIONS, baseline_s=1.0, baselines=cache, **kwargs)
+
+
+def _wait_until_read(device, test, timeout_s: float = 5.0) -> None:
+    """Until the phone's battery reading passes ``test``: the virtual hardware writes its sysfs files every
+    50 ms tick, so a change shows in ``dumpsys battery`` one tick later, as a real gauge lags its thermistor."""
+    deadline = time.monotonic() + timeout_s
+    while not test(device.battery().temperature_c):
+        assert time.monotonic() < deadline, "the battery temperature never changed on the phone"
+        time.sleep(0.02)
 
 
 def _battery_zone(phone) -> str:
@@ -54,6 +64,7 @@ def test_a_stale_or_thermally_changed_baseline_is_retaken(phone, tiny_tflite):
     cache = BaselineCache(max_age_s=600, temp_tolerance_c=1.0)
     base = _run(device, tiny_tflite, cache).baseline
     phone.power.temp_c[zone] += 3.0  # the battery warmed by 3 C (e.g. a long run, or a warm room)
+    _wait_until_read(device, lambda c: c > base.battery_temp_c + 2)
     warm = _run(device, tiny_tflite, cache)
     assert not warm.energy.baseline_reused and warm.baseline is not base
     assert "C apart" in warm.energy.baseline_note and warm.baseline.battery_temp_c > base.battery_temp_c + 2

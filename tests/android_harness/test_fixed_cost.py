@@ -1,0 +1,62 @@
+"""The harness's fixed cost per profile: what a command costs besides its own work (virtual Pixel 6, real ADB)."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from android_harness.connection import AdbShellConnection
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_shell_command_does_not_wait_for_a_delayed_ack(phone):
+    """adb-shell writes a message's header and payload as two sends; with Nagle on, the payload of every OPEN
+    waited for the phone's delayed ACK (40 ms on Linux), so ``true`` took >= 43 ms here. With TCP_NODELAY it
+    takes a few ms: the minimum of ten is far below 40 ms even on a loaded machine."""
+    conn = AdbShellConnection(phone.serial)
+    try:
+        times = []
+        for _ in range(10):
+            started = time.perf_counter()
+            assert conn.shell("true").exit_code == 0
+            times.append(time.perf_counter() - started)
+        assert min(times) < 0.030, times
+    finally:
+        conn.close()
+
+
+def test_the_phones_tools_start_without_loading_the_phone():
+    """``getprop``/``dumpsys``/``taskset`` run as ``python -S -m android_harness.virtual.tools``: importing
+    them loads no ADB server, sandbox or power model (which cost ~40 ms per command), and no site-packages."""
+    code = ("import sys, android_harness.virtual.tools; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('android_harness', 'adb_shell', 'numpy')))))")
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT))
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["android_harness", "android_harness.errors", "android_harness.virtual",
+                                  "android_harness.virtual.tools"]
+    from android_harness.virtual import VirtualPhone  # the package's public name still resolves
+
+    assert VirtualPhone.__name__ == "VirtualPhone"
+
+
+def test_benchmark_phase_counts_runs_and_seconds(tiny_tflite):
+    """The virtual benchmark_model's timing loop (real LiteRT): at least ``min_runs`` and ``min_secs``, never
+    past ``max_secs``, and every sample is one invoke's time (their sum fits in the phase's wall time)."""
+    from ai_edge_litert import interpreter as litert
+
+    from android_harness.virtual.benchmark_tool import _phase
+
+    interpreter = litert.Interpreter(model_path=str(tiny_tflite), num_threads=1)
+    interpreter.allocate_tensors()
+    started = time.perf_counter()
+    samples = _phase(interpreter, 50, 0.2, 150.0)
+    wall = time.perf_counter() - started
+    assert len(samples) >= 50 and wall >= 0.2 and (samples > 0).all()
+    assert samples.sum() / 1e6 <= wall
+    few = _phase(interpreter, 3, 0.0, 150.0)
+    assert len(few) == 3
+    started = time.perf_counter()
+    capped = _phase(interpreter, 10**9, 0.0, 0.1)
+    assert 0.1 <= time.perf_counter() - started < 1.0 and 0 < len(capped) < 10**9
