@@ -168,6 +168,27 @@ class DeviceProfileRun:
     baseline: IdleBaseline | None = None  # the idle baseline the energy was computed against (None: no energy)
     power_text: str = field(default="", repr=False)  # the sampler's lines during the run (energy.py format)
     odpm_run: tuple[dict, dict] = field(default=({}, {}), repr=False, compare=False)  # ODPM counters around the run
+    # Seconds each step of the run took, in order (see STEPS): where the harness's own time goes.
+    steps_s: tuple[tuple[str, float], ...] = field(default=(), repr=False, compare=False)
+
+
+# The steps of profile_on_device, in the order they run (DeviceProfileRun.steps_s); energy-only ones are 0 without.
+STEPS = ("device info", "reap leftovers", "binary + model (cached push)", "state before + thermal gate",
+         "idle baseline", "sampler start + ODPM", "benchmark_model", "stop benchmark + sampler", "state after",
+         "parse + energy")
+
+
+class _Steps:
+    """Wall time per step: ``mark(name)`` closes the step that began at the previous mark."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.seconds: dict[str, float] = dict.fromkeys(STEPS, 0.0)
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] += now - self.last
+        self.last = now
 
 
 def energy_against_baseline(info: DeviceInfo, baseline: IdleBaseline, run_text: str, odpm_run_start: dict | None,
@@ -259,16 +280,20 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     """Profile ``model_path`` on ``device``. ``baselines``: reuse a fresh idle baseline of this phone from an
     earlier run (see :class:`BaselineCache`); None takes a new one for this run."""
     started = time.perf_counter()
+    steps = _Steps()
     warnings: list[str] = []
     info = device.info()
     info_read = time.monotonic()
+    steps.mark("device info")
     reap_leftovers(device)  # a killed earlier run may have left a sampler or benchmark running
+    steps.mark("reap leftovers")
     host_binary, device_binary = resolve_binary(device, info.abi, benchmark_binary)
     binary_sha = None
     if host_binary:
         pushed = push_cached(device, host_binary, kind="bin", suffix="", mode_exec=True)
         device_binary, binary_sha = pushed.remote_path, pushed.sha256
     model_push = push_cached(device, model_path)
+    steps.mark("binary + model (cached push)")
     # The state before the run doubles as the thermal gate's first reading, and comes from the battery and thermal
     # readings device.info() just made unless the pushes took a while: a cool phone is read once per run.
     gate = ThermalGate(device, thermal_timeout_s, battery_temp_max_c)
@@ -295,6 +320,7 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     command = command_line(device_binary, model_push.remote_path, options)
     run_timeout = timeout_s or (options.max_secs + 60.0)
 
+    steps.mark("state before + thermal gate")
     run_text = ""
     odpm = {}
     baseline: IdleBaseline | None = None
@@ -309,19 +335,23 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
                 baselines.put(baseline)
         log.info("%s idle baseline %s", device.serial, baseline_note)
         odpm["base_start"], odpm["base_end"] = baseline.odpm_start, baseline.odpm_end
+        steps.mark("idle baseline")
     run_started = time.monotonic()
     sampler = PowerSampler(device).start() if measure_energy else None
     try:
         if measure_energy:
             odpm["run_start"] = _odpm(device)
+            steps.mark("sampler start + ODPM")
         result = device.shell(tracked_command(command, "benchmark", f"--graph={model_push.remote_path}"),
                               timeout_s=run_timeout)
+        steps.mark("benchmark_model")
         if measure_energy:
             odpm["run_end"] = _odpm(device)
     finally:
         stop_tracked(device, "benchmark")  # after a timeout it may still run on the phone
         if sampler is not None:
             run_text = sampler.stop()
+    steps.mark("stop benchmark + sampler")
     bench = parse_benchmark_output(result.stdout + "\n" + result.stderr)
     if bench.failed or result.exit_code != 0:
         reason = bench.failure_reason or f"exit code {result.exit_code}"
@@ -332,6 +362,7 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
         warnings.append(delegate_warning)
         log.warning("%s: %s", device.serial, delegate_warning)
     after = device.snapshot()
+    steps.mark("state after")
     throttled = after.thermal_level > before.thermal_level or after.thermal_level >= 2
     energy = None
     if measure_energy:
@@ -343,7 +374,10 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
         if energy.below_resolution:
             warnings.append(f"energy below resolution (< {energy.resolution_mj:.4g} mJ): the net power is within "
                             f"the measurement's uncertainty; run longer (--min-secs) for more gauge readings")
+    steps.mark("parse + energy")
+    log.debug("%s profile steps (s): %s", device.serial,
+              ", ".join(f"{name} {sec:.3f}" for name, sec in steps.seconds.items()))
     return DeviceProfileRun(bench, energy, before, after, throttled, info, model_push, device_binary, binary_sha,
                             command, info.source, time.perf_counter() - started, thermal_wait_s, tuple(warnings),
                             requested, delegate_used, fallback, baseline, run_text,
-                            (odpm.get("run_start") or {}, odpm.get("run_end") or {}))
+                            (odpm.get("run_start") or {}, odpm.get("run_end") or {}), tuple(steps.seconds.items()))

@@ -118,7 +118,8 @@ def overhead(args) -> None:
             timed_s = b.inference_count * b.inference_avg_us / 1e6
             # Waiting for the phone to cool is a guard, not overhead: reported apart.
             wall = run.wall_s - run.thermal_wait_s
-            return wall, timed_s, wall / timed_s, run.thermal_wait_s, bool(run.energy and run.energy.baseline_reused)
+            return (wall, timed_s, wall / timed_s, run.thermal_wait_s, bool(run.energy and run.energy.baseline_reused),
+                    run)
 
         configs = {"latency + energy, new 2 s baseline": (True, None),
                    "latency + energy, back-to-back (cache)": (True, BaselineCache()),
@@ -156,8 +157,44 @@ def overhead(args) -> None:
           f"a later one takes a new one when the last is over {cache.max_age_s:g} s old or the battery moved over "
           f"{cache.temp_tolerance_c:g} C); all {len(cached)} together: {amortized:.2f}x (total wall / total timed)")
     print("wall s excludes the thermal gate's wait for the phone to cool (shown apart)")
+    breakdown({"latency only": results["latency only"],
+               "energy, new baseline": results["latency + energy, new 2 s baseline"],
+               "energy, reused baseline": reusing}, args.secs)
     print(f"\nfirst push moved {first.bytes_transferred} bytes; second push moved {second.bytes_transferred} bytes "
           f"(cached: {second.cached}); target 0")
+
+
+def breakdown(columns: dict, secs: float) -> None:
+    """Seconds per step of profile_on_device (DeviceProfileRun.steps_s), median over the profiles of each kind.
+
+    The benchmark_model step is split into the timed inferences (count x average: the ratio's denominator) and
+    the rest of the command: starting the tool and loading the model, the warm-up phase (at least 0.5 s, the
+    real tool's default --warmup_min_secs), the timed phase's time outside the inferences, statistics, exit.
+    """
+    from android_harness.profile import STEPS
+
+    columns = {label: runs for label, runs in columns.items() if runs}
+    print(f"\nwhere the time goes: seconds per step, median over n profiles (--min_secs={secs:g})\n")
+    print(f"{'step':<44}" + "".join(f"{label:>26}" for label in columns))
+    print(f"{'n':<44}" + "".join(f"{len(runs):>26}" for runs in columns.values()))
+
+    def line(label, value_of):
+        print(f"{label:<44}" + "".join(f"{statistics.median(value_of(r[5]) for r in runs):>26.3f}"
+                                         for runs in columns.values()))
+
+    for name in STEPS:
+        if name == "benchmark_model":
+            line("benchmark_model: timed inferences", lambda run: _timed_s(run))
+            line("benchmark_model: start, warm-up, untimed, exit", lambda run: dict(run.steps_s)[name] - _timed_s(run))
+        else:
+            line(name, lambda run, name=name: dict(run.steps_s)[name])
+    line("wall (all steps)", lambda run: sum(s for _, s in run.steps_s))
+    line("harness's own (wall - benchmark_model)", lambda run: sum(s for _, s in run.steps_s)
+         - dict(run.steps_s)["benchmark_model"])
+
+
+def _timed_s(run) -> float:
+    return run.benchmark.inference_count * run.benchmark.inference_avg_us / 1e6
 
 
 if __name__ == "__main__":

@@ -60,3 +60,26 @@ def test_benchmark_phase_counts_runs_and_seconds(tiny_tflite):
     started = time.perf_counter()
     capped = _phase(interpreter, 10**9, 0.0, 0.1)
     assert 0.1 <= time.perf_counter() - started < 1.0 and 0 < len(capped) < 10**9
+
+
+def test_a_profile_says_where_its_time_went(phone, tiny_tflite):
+    """``steps_s``: every step of profile_on_device in order, adding up to the run's wall time; the benchmark
+    step holds at least the timed inferences; without energy there is no baseline and no sampler."""
+    from android_harness.benchmark import BenchmarkOptions
+    from android_harness.connection import connect
+    from android_harness.device import AndroidDevice
+    from android_harness.profile import STEPS, profile_on_device
+
+    device = AndroidDevice(connect(phone.serial))
+    for energy in (False, True):
+        run = profile_on_device(device, tiny_tflite, BenchmarkOptions(num_threads=1, min_secs=0.3),
+                                measure_energy=energy, baseline_s=0.5)
+        steps = dict(run.steps_s)
+        assert tuple(steps) == STEPS and all(s >= 0 for s in steps.values())
+        assert abs(sum(steps.values()) - run.wall_s) < 0.01
+        timed_s = run.benchmark.inference_count * run.benchmark.inference_avg_us / 1e6
+        assert steps["benchmark_model"] >= timed_s
+        if energy:
+            assert steps["idle baseline"] >= 0.5 and steps["sampler start + ODPM"] > 0
+        else:
+            assert steps["idle baseline"] == 0 and steps["sampler start + ODPM"] == 0
