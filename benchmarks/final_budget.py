@@ -86,7 +86,6 @@ def main() -> int:
     from toolkit.synthesis.finals import train_final
     from toolkit.synthesis.loop import read_run_file
     from toolkit.synthesis.requirements import parse_requirements
-    from toolkit.synthesis.space import DecisionSpace
     from toolkit.synthesis.supernet import Supernet
     from toolkit.arch import get_prototype
 
@@ -99,7 +98,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     ctx = Context(config, work, parse_requirements(config.requirements))
     spec = get_prototype(config.prototype, ctx.test.input_shape, ctx.test.num_classes, config.prototype_width)
-    ctx.space = DecisionSpace.from_prototype(spec, config.width_options, config.resolution_options)
+    ctx.space = config.space(spec)
     ctx.prototype_model = keras.models.load_model(run / "prototype.keras", compile=False)
     with np.load(run / "importance.npz") as npz:
         importance = {k: npz[k] for k in npz.files}

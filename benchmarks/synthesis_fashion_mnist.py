@@ -61,6 +61,8 @@ def main() -> int:
                         help="screen search candidates by prediction (as `ferminet synthesize --predictor`); prints "
                              "the measurements saved and the band misses per strategy")
     parser.add_argument("--measure-share", type=float, default=0.2, help="with --predictor (default 0.2)")
+    parser.add_argument("--separable", action="store_true",
+                        help="the search space also holds depthwise-separable ResNet blocks (`synthesize --separable`)")
     args = parser.parse_args()
 
     from toolkit.cli.cmd_synthesize import parse_budget
@@ -80,7 +82,8 @@ def main() -> int:
     started = time.perf_counter()
     common = dict(prototype="resnet20", requirements=requirements, n_train=args.train_samples, n_val=args.val_samples,
                   n_eval=args.eval_samples, prototype_epochs=args.prototype_epochs,
-                  supernet_epochs=args.supernet_epochs, final_k=args.final_k, budget_s=budget, data_seed=0, seed=0)
+                  supernet_epochs=args.supernet_epochs, final_k=args.final_k, budget_s=budget, data_seed=0, seed=0,
+                  separable=args.separable)
     if args.predictor is not None:
         common.update(screen=True, predictor_path=args.predictor or None, measure_share=args.measure_share)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]

@@ -26,8 +26,23 @@ def _no_hook(x, bn_name: str):
     return x
 
 
-def _block(x, b: BlockSpec, num_classes: int, init, post_bn=_no_hook):
-    """``post_bn(x, bn_layer_name)`` is applied to every batch-norm output (the supernet masks channels there)."""
+def _separable(x, b: BlockSpec, prefix: str, stride: int, init, post_bn):
+    """One depthwise-separable conv of a separable ResNet block: k x k depthwise -> BN -> ReLU -> 1x1 -> BN."""
+    from keras import layers
+
+    x = layers.DepthwiseConv2D(b.kernel, stride, padding="same", use_bias=False, depthwise_initializer=init(),
+                               name=f"{prefix}_dw")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_dw_bn")(x)
+    x = post_bn(x, f"{prefix}_dw_bn")
+    x = layers.ReLU(name=f"{prefix}_dw_relu")(x)
+    x = layers.Conv2D(b.filters, 1, padding="same", use_bias=False, kernel_initializer=init(), name=f"{prefix}_pw")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{prefix}_pw_bn")(x)
+    return post_bn(x, f"{prefix}_pw_bn")
+
+
+def build_block(x, b: BlockSpec, num_classes: int, init, post_bn=_no_hook):
+    """Block ``b`` applied to tensor ``x`` (layers named ``<block name>_<role>``).
+    ``post_bn(x, bn_layer_name)`` is applied to every batch-norm output (the supernet masks channels there)."""
     from keras import layers
 
     n = b.name
@@ -72,23 +87,30 @@ def _block(x, b: BlockSpec, num_classes: int, init, post_bn=_no_hook):
     if b.kind == "resnet_basic":
         inp = x
         c_in = int(x.shape[-1])
-        x = layers.Conv2D(b.filters, b.kernel, b.stride, padding="same", use_bias=False,
-                          kernel_initializer=init(), name=f"{n}_conv1")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn1")(x)
-        x = post_bn(x, f"{n}_bn1")
-        x = layers.ReLU(name=f"{n}_relu1")(x)
-        x = layers.Conv2D(b.filters, b.kernel, padding="same", use_bias=False, kernel_initializer=init(),
-                          name=f"{n}_conv2")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn2")(x)
-        x = post_bn(x, f"{n}_bn2")
+        sep = "sep" if b.separable else ""  # the separable form's own layer names: a supernet holds both forms
+        if b.separable:
+            x = _separable(x, b, f"{n}_sep1", b.stride, init, post_bn)
+            x = layers.ReLU(name=f"{n}_seprelu1")(x)
+            x = _separable(x, b, f"{n}_sep2", 1, init, post_bn)
+        else:
+            x = layers.Conv2D(b.filters, b.kernel, b.stride, padding="same", use_bias=False,
+                              kernel_initializer=init(), name=f"{n}_conv1")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn1")(x)
+            x = post_bn(x, f"{n}_bn1")
+            x = layers.ReLU(name=f"{n}_relu1")(x)
+            x = layers.Conv2D(b.filters, b.kernel, padding="same", use_bias=False, kernel_initializer=init(),
+                              name=f"{n}_conv2")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_bn2")(x)
+            x = post_bn(x, f"{n}_bn2")
         shortcut = inp
         if b.stride != 1 or c_in != b.filters:
+            short = f"{n}_{sep}short"
             shortcut = layers.Conv2D(b.filters, 1, b.stride, padding="same", use_bias=False,
-                                     kernel_initializer=init(), name=f"{n}_short")(inp)
-            shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_short_bn")(shortcut)
-            shortcut = post_bn(shortcut, f"{n}_short_bn")
-        x = layers.Add(name=f"{n}_add")([shortcut, x])
-        return layers.ReLU(name=f"{n}_relu2")(x)
+                                     kernel_initializer=init(), name=short)(inp)
+            shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{short}_bn")(shortcut)
+            shortcut = post_bn(shortcut, f"{short}_bn")
+        x = layers.Add(name=f"{n}_{sep}add")([shortcut, x])
+        return layers.ReLU(name=f"{n}_{sep}relu2")(x)
     if b.kind == "pool":
         cls = layers.MaxPooling2D if b.pool_type == "max" else layers.AveragePooling2D
         return cls(b.kernel, padding="same", name=f"{n}_pool")(x)
@@ -126,6 +148,6 @@ def build_model(spec: ArchSpec, seed: int | None = None, *, post_bn=None, gate=N
     if spec.resolution is not None and not any_resolution:
         x = layers.Resizing(spec.resolution, spec.resolution, interpolation="bilinear", name="input_resize")(x)
     for block in spec.active_blocks:
-        y = _block(x, block, spec.num_classes, init, post_bn or _no_hook)
+        y = build_block(x, block, spec.num_classes, init, post_bn or _no_hook)
         x = gate(x, y, block) if gate is not None else y
     return keras.Model([inputs, *extra_inputs] if extra_inputs else inputs, x, name=spec.name)

@@ -11,7 +11,10 @@ Block kinds
 ``inverted_residual``    MobileNetV2: 1x1 expand (x expansion) -> BN -> ReLU6 -> k x k depthwise -> BN -> ReLU6
                          -> 1x1 project -> BN, plus the input when stride 1 and widths match
 ``resnet_basic``         two k x k convs with BN (ReLU between), shortcut (1x1 conv + BN when stride or width
-                         changes), ReLU after the add
+                         changes), ReLU after the add. With ``separable=True`` each k x k conv is depthwise-
+                         separable (k x k depthwise -> BN -> ReLU -> 1x1 conv -> BN), k*k*C/(k*k+C) times cheaper;
+                         its layers are named ``<block>_sep1_dw``, ``_sep1_pw``, ``_sep2_dw``, ``_sep2_pw``,
+                         ``_sepshort``, ``_sepadd`` ...
 ``pool``                 max or average pooling (``pool_type``), ``kernel`` = window = stride
 ``classifier``           global average pooling (optional dropout) -> Dense(num_classes) logits
 
@@ -45,6 +48,7 @@ class BlockSpec:
     enabled: bool = True
     pool_type: str = "max"
     dropout: float = 0.0
+    separable: bool = False  # resnet_basic only: depthwise-separable convs (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.kind not in BLOCK_KINDS:
@@ -56,11 +60,23 @@ class BlockSpec:
             raise InvalidArgumentError(
                 f"Block {self.name!r} needs kernel, stride and expansion >= 1. Received: kernel={self.kernel}, "
                 f"stride={self.stride}, expansion={self.expansion}")
+        if self.separable and self.kind != "resnet_basic":
+            raise InvalidArgumentError(f"Only resnet_basic blocks can be separable. Received: kind={self.kind!r}, "
+                                       f"separable=True in block {self.name!r}")
 
     def removable(self, in_channels: int) -> bool:
         """True when the block maps its input to an output of the same shape (so it can be skipped)."""
         return (self.kind in ("resnet_basic", "inverted_residual", "conv_bn_relu", "depthwise_separable")
                 and self.stride == 1 and self.filters == in_channels)
+
+
+def _block_dict(b: BlockSpec) -> dict:
+    """The block's fields; ``separable`` only when set, so blocks written before it existed read (and hash) the
+    same."""
+    d = asdict(b)
+    if not d["separable"]:
+        del d["separable"]
+    return d
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,7 @@ class ArchSpec:
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
-             "blocks": [asdict(b) for b in self.blocks]}
+             "blocks": [_block_dict(b) for b in self.blocks]}
         if self.resolution is not None:  # absent when unused, so specs written before it existed read the same
             d["resolution"] = self.resolution
         return d
@@ -116,7 +132,7 @@ class ArchSpec:
     def spec_hash(self) -> str:
         """12 hex digits identifying the architecture (active blocks only; the name is ignored)."""
         fields = {"input_shape": list(self.input_shape), "num_classes": self.num_classes,
-                  "blocks": [asdict(b) for b in self.active_blocks]}
+                  "blocks": [_block_dict(b) for b in self.active_blocks]}
         if self.resolution is not None:
             fields["resolution"] = self.resolution
         body = json.dumps(fields, sort_keys=True)

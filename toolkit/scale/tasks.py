@@ -68,13 +68,12 @@ def _new_context(state: RunState):
     from toolkit.synthesis.assess import Context
     from toolkit.synthesis.config import SynthesisConfig
     from toolkit.synthesis.requirements import parse_requirements
-    from toolkit.synthesis.space import DecisionSpace
 
     config = SynthesisConfig.from_dict(state.config)
     out = Path(state.out)
     ctx = Context(config, out, parse_requirements(config.requirements), connect=state.measure)
     spec = get_prototype(config.prototype, ctx.test.input_shape, ctx.test.num_classes, config.prototype_width)
-    ctx.space = DecisionSpace.from_prototype(spec, config.width_options, config.resolution_options)
+    ctx.space = config.space(spec)
     if (out / "prototype.keras").exists():
         ctx.prototype_model = keras.models.load_model(out / "prototype.keras", compile=False)
     if (out / "importance.npz").exists():

@@ -51,6 +51,8 @@ class SynthesisConfig:
     width_options: tuple[float, ...] = DEFAULT_WIDTHS
     # input resolutions the search may choose, as fractions of the input side ((1.0,): the input's own only)
     resolution_options: tuple[float, ...] = DEFAULT_RESOLUTIONS
+    # the search may also make ResNet blocks depthwise-separable (toolkit.synthesis.space, ``separable:<block>``)
+    separable: bool = False
     learning_rate: float = 2e-3
     supernet_learning_rate: float = 1e-3
     # The final recipe's peak learning rate (the reference gets the same recipe). Chosen on validation: a 13x
@@ -105,6 +107,8 @@ class SynthesisConfig:
                                        f"Received: measure_share={self.measure_share!r}")
         if isinstance(self.refit_every, bool) or not isinstance(self.refit_every, int) or self.refit_every < 1:
             raise InvalidArgumentError(f"refit_every must be an integer >= 1. Received: refit_every={self.refit_every!r}")
+        if not isinstance(self.separable, bool):
+            raise InvalidArgumentError(f"separable must be True or False. Received: separable={self.separable!r}")
         if self.predictor_path is not None and not self.screen:
             raise InvalidArgumentError(f"predictor_path is used only when screening (screen=True, --predictor). "
                                        f"Received: predictor_path={self.predictor_path!r}, screen=False")
@@ -128,6 +132,12 @@ class SynthesisConfig:
         """What fixes the training images: a prototype or supernet is reusable only under the same one."""
         return {"dataset": self.dataset, "data_path": self.data_path, "n_train": self.n_train, "n_val": self.n_val,
                 "data_seed": self.split_seed}
+
+    def space(self, prototype):
+        """The decision space of this run over ``prototype`` (an ArchSpec)."""
+        from toolkit.synthesis.space import DecisionSpace
+
+        return DecisionSpace.from_prototype(prototype, self.width_options, self.resolution_options, self.separable)
 
     @property
     def uses_supernet(self) -> bool:

@@ -76,7 +76,9 @@ class Generator:
         prototype = ArchSpec.from_dict(d["prototype"])
         side = prototype.resolution or prototype.input_shape[0]
         sides = next((x["options"] for x in d["decisions"] if x["kind"] == "resolution"), [side])
-        space = DecisionSpace.from_prototype(prototype, tuple(d["width_options"]), tuple(o / side for o in sides))
+        separable = any(x["kind"] == "separable" for x in d["decisions"])
+        space = DecisionSpace.from_prototype(prototype, tuple(d["width_options"]), tuple(o / side for o in sides),
+                                             separable)
         return cls(space, {x["name"]: x["probs"] for x in d["decisions"]}, cycle=int(d["cycle"]))
 
 

@@ -25,7 +25,7 @@ from toolkit.synthesis.space import DecisionSpace
 OUTPUT_ROLES = {"conv_bn_relu": ("conv",), "resnet_basic": ("conv2", "short"), "inverted_residual": ("project",),
                 "depthwise_separable": ("pw",)}
 BN_OF = {"conv": "bn", "conv1": "bn1", "conv2": "bn2", "short": "short_bn", "expand": "expand_bn", "dw": "dw_bn",
-         "project": "project_bn", "pw": "pw_bn"}
+         "project": "project_bn", "pw": "pw_bn", "sepshort": "sepshort_bn"}
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,16 @@ def channel_plan(space: DecisionSpace, child_spec: ArchSpec, importance: dict[st
             in_idx = out_idx
         elif block.kind == "resnet_basic":
             mid = _top(importance.get(f"{n}_conv1", np.ones(block.filters)), block.filters)
-            conv(f"{n}_conv1", in_idx, mid)
-            conv(f"{n}_conv2", mid, out_idx)
+            if block.separable:  # the same channel plan as the plain form: depthwise keeps its input's
+                conv(f"{n}_sep1_dw", in_idx, None, "depthwise")
+                conv(f"{n}_sep1_pw", in_idx, mid)
+                conv(f"{n}_sep2_dw", mid, None, "depthwise")
+                conv(f"{n}_sep2_pw", mid, out_idx)
+            else:
+                conv(f"{n}_conv1", in_idx, mid)
+                conv(f"{n}_conv2", mid, out_idx)
             if block.stride != 1 or len(in_idx) != block.filters:
-                conv(f"{n}_short", in_idx, out_idx)
+                conv(f"{n}_{'sepshort' if block.separable else 'short'}", in_idx, out_idx)
             in_idx = out_idx
         elif block.kind == "inverted_residual":
             hidden = in_idx

@@ -350,11 +350,10 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
     from toolkit.arch import build_model, get_prototype
     from toolkit.synthesis.inherit import l1_importance
     from toolkit.synthesis.inquisitor import taylor_importance
-    from toolkit.synthesis.space import DecisionSpace
 
     cfg, out = ctx.config, ctx.out
     spec = get_prototype(cfg.prototype, ctx.test.input_shape, ctx.test.num_classes, cfg.prototype_width)
-    ctx.space = DecisionSpace.from_prototype(spec, cfg.width_options, cfg.resolution_options)
+    ctx.space = cfg.space(spec)
     proto_path = out / "prototype.keras"
     if "prototype" in done and proto_path.exists():
         proto = candidate_from_row(done["prototype"])
@@ -461,6 +460,11 @@ def _build_evaluator(ctx: Context) -> None:
         if not has_checkpoint(given):
             raise InvalidArgumentError(f"No trained supernet in {cfg.supernet_path!r}; pass the --out folder of a "
                                        f"finished synthesis run with the same prototype and data")
+        if bool(read_state(given).get("separable", False)) != ctx.space.separable:
+            raise InvalidArgumentError(
+                f"The supernet in {cfg.supernet_path!r} was trained {'with' if not cfg.separable else 'without'} "
+                f"separable blocks and this run searches {'with' if cfg.separable else 'without'} them; give "
+                f"--separable as that run did, or train a supernet for this run")
         trained_on = read_state(given).get("data")
         if trained_on != cfg.data_fingerprint():
             raise InvalidArgumentError(

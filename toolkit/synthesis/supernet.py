@@ -21,6 +21,12 @@ Known gap: the builder adds a residual to an inverted-residual block whenever it
 equal, so a MobileNetV2 child whose rounded widths happen to match where the prototype's did not (stage 5's first
 block) has an add the supernet lacks; its proxy is then slightly off (final training is unaffected).
 
+A separable decision (``separable:<block>``) gives that block a second form in the supernet, built from the same
+input: the depthwise-separable convs, with their own layers (``<block>_sep1_dw`` ...) and their own shortcut
+when the block has one; an ``op_<block>`` input picks the form (``out = y + op * (y_sep - y)``). The separable
+layers start from random weights (the prototype has none to give) and are trained here by the sub-networks that
+pick them (the smallest always does); their channels follow the same plan as the plain form's.
+
 A kernel decision is not trained here: a larger kernel than the prototype's starts as the prototype's kernel
 padded with zeros, so its proxy equals the smaller kernel's at a higher cost (final training can use it).
 """
@@ -29,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +69,10 @@ class SupernetTraining:
 
 
 def smallest_choices(space: DecisionSpace) -> dict:
-    """The cheapest option of every decision (narrowest, blocks skipped, smallest kernel/expansion/resolution)."""
-    return {d.name: (False if d.kind == "keep" else min(d.options)) for d in space.decisions}
+    """The cheapest option of every decision (narrowest, blocks skipped, separable convs, smallest
+    kernel/expansion/resolution)."""
+    cheapest = {"keep": False, "separable": True}
+    return {d.name: cheapest[d.kind] if d.kind in cheapest else min(d.options) for d in space.decisions}
 
 
 def random_choices(space: DecisionSpace, rng: np.random.Generator) -> dict:
@@ -79,11 +87,13 @@ class Supernet:
         from keras import layers
 
         from toolkit.arch import build_model
+        from toolkit.arch.builder import build_block
 
         self.space = space
         self.importance = importance
         self.mask_widths: dict[str, int] = {}  # mask input name -> channels
         self.gated: list[str] = [d.target for d in space.decisions if d.kind == "keep"]
+        self.selectable: list[str] = [d.target for d in space.decisions if d.kind == "separable"]
         inputs: list = []
 
         def post_bn(x, bn_name: str):
@@ -94,7 +104,20 @@ class Supernet:
             r = layers.Reshape((1, 1, channels), name=f"mask_{bn_name}_reshape")(m)
             return layers.Multiply(name=f"mask_{bn_name}_apply")([x, r])
 
+        counter = iter(range(10_000))
+
+        def init():  # the separable forms' own layers: the prototype has none to give them
+            return keras.initializers.HeNormal(seed=seed * 10_000 + 5_000 + next(counter))
+
         def gate(x_in, y, block):
+            if block.name in self.selectable:  # both forms from the same input; op = 1 picks the separable one
+                y_sep = build_block(x_in, replace(block, separable=True), space.prototype.num_classes, init, post_bn)
+                op = keras.Input((1,), name=f"op_{block.name}")
+                inputs.append(op)
+                r = layers.Reshape((1, 1, 1), name=f"op_{block.name}_reshape")(op)
+                delta = layers.Subtract(name=f"op_{block.name}_delta")([y_sep, y])
+                y = layers.Add(name=f"op_{block.name}_out")([y, layers.Multiply(name=f"op_{block.name}_apply")(
+                    [delta, r])])
             if block.name not in self.gated:
                 return y
             g = keras.Input((1,), name=f"gate_{block.name}")
@@ -131,6 +154,9 @@ class Supernet:
         enabled = {b.name: b.enabled for b in child.blocks}
         for block in self.gated:
             values[f"gate_{block}"] = np.array([[1.0 if enabled[block] else 0.0]], np.float32)
+        separable = {b.name: b.separable for b in child.blocks}
+        for block in self.selectable:
+            values[f"op_{block}"] = np.array([[1.0 if separable[block] else 0.0]], np.float32)
         return [values[name] for name in self.input_names]
 
     def images(self, x, choices: dict):
@@ -258,7 +284,7 @@ def train_supernet(sn: Supernet, x: np.ndarray, y: np.ndarray, epochs: int, fold
                 if bar is not None:
                     bar.update(1)
             history.append(SupernetEpoch(epoch + 1, float(np.mean(losses)), time.perf_counter() - t0))
-            sn.save(folder, {"epochs_done": epoch + 1, "epochs": epochs, "data": data,
+            sn.save(folder, {"epochs_done": epoch + 1, "epochs": epochs, "data": data, "separable": sn.space.separable,
                              "history": [h.__dict__ for h in history]})
             log.info("supernet epoch %d/%d: loss %.4f in %.0f s", epoch + 1, epochs, history[-1].loss,
                      history[-1].seconds)

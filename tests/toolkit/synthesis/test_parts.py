@@ -146,6 +146,40 @@ def test_supernet_sub_networks_equal_their_extracted_int8_models(fmnist_small, t
     assert result.fully_int8 and dict(result.op_histogram)["RESIZE_BILINEAR"] == 1
 
 
+def test_separable_blocks_in_the_supernet_equal_their_extracted_models(fmnist_small):
+    """With --separable every ResNet block gets a separable decision; the supernet holds both forms, and a
+    sub-network picking either form (with masks, gates and resolution) computes what its extracted model computes,
+    which has exactly the separable layers it picked and MACs to match."""
+    from toolkit.synthesis.supernet import Supernet, random_choices, smallest_choices
+
+    spec = get_prototype("resnet20", (28, 28, 1), 10, width_multiplier=0.5)
+    space = DecisionSpace.from_prototype(spec, separable=True)
+    assert [d.target for d in space.decisions if d.kind == "separable"] == [
+        f"s{s}b{i}" for s in (1, 2, 3) for i in range(3)]
+    assert not DecisionSpace.from_prototype(spec).separable  # opt-in
+    sn = Supernet.from_prototype(build_model(spec, seed=0), space, l1_importance(build_model(spec, seed=0)))
+    x = fmnist_small.x_test[:8]
+    rng = np.random.default_rng(5)
+    plain = space.prototype_choices()
+    every = {**plain, **{d.name: True for d in space.decisions if d.kind == "separable"}}
+    picks = [smallest_choices(space), every, {**plain, "separable:s2b0": True}] + \
+        [random_choices(space, rng) for _ in range(4)]
+    for choices in picks:
+        child, child_spec = sn.extract(choices)
+        picked = {d.target for d in space.decisions if d.kind == "separable" and choices[d.name]}
+        layers = {layer.name for layer in child.layers}
+        for block in child_spec.active_blocks:
+            assert (f"{block.name}_sep1_dw" in layers) == (block.name in picked)
+            assert (f"{block.name}_conv1" in layers) == (block.kind == "resnet_basic" and block.name not in picked)
+        assert np.allclose(sn(x, choices).numpy(), child(x, training=False).numpy(), atol=1e-5)
+    # Every block separable at the same widths: the 3x3 convs' MACs shrink about 9x / (1 + 9 / width).
+    full, _ = sn.extract(plain)
+    separable, spec_sep = sn.extract(every)
+    assert count_macs(full) / count_macs(separable) > 4
+    assert spec_sep.spec_hash() != space.apply(plain).spec_hash()
+    assert ArchSpec.from_json(spec_sep.to_json()) == spec_sep and '"separable"' not in space.apply(plain).to_json()
+
+
 def test_insights_prior_tilts_widths(fmnist_small):
     spec = get_prototype("resnet20", width_multiplier=0.5)
     model = build_model(spec, seed=0)
