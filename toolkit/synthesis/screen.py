@@ -31,7 +31,9 @@ its power model, so there the predicted energy is a prediction of an estimate (s
 Counters (``screen.json`` in the run folder, logged at the end): search candidates screened, measured (by
 reason), predicted (= measurements saved), and band misses: measured candidates whose measured value fell outside
 the band predicted for them (``Prediction.low .. high``, mean +- 2 sigma, the band ``ferminet predictor eval``
-reports; a calibrated predictor misses about 5 %).
+reports; a calibrated predictor misses about 5 %). Each decision records the predicted bands as
+``predicted_latency_ms`` / ``predicted_energy_mj`` (``{value, low, high, near_low, near_high, uncertainty,
+source}``, in ms and mJ) and, when measured, ``measured_latency_ms`` / ``measured_energy_mj``.
 """
 from __future__ import annotations
 
@@ -177,7 +179,7 @@ class Screen:
         energy = self.energy.predict(kernels) if self.energy is not None else None
         reason = self._reason(ctx, facts, lat, energy)
         decision = {"action": "predicted" if reason is None else "measured", "reason": reason,
-                    "latency": _value(lat), "energy": _value(energy)}
+                    "predicted_latency_ms": _value(lat), "predicted_energy_mj": _value(energy)}
         with self._lock:
             self.decisions[facts.candidate_id] = decision
         if reason is None:
@@ -293,8 +295,9 @@ class Screen:
             if decision is not None:
                 decision["measured_latency_ms"] = latency
                 decision["measured_energy_mj"] = energy
-                for key, value in (("latency", latency), ("energy", energy)):
-                    band = decision.get(key)
+                for key, band_key, value in (("latency", "predicted_latency_ms", latency),
+                                             ("energy", "predicted_energy_mj", energy)):
+                    band = decision.get(band_key)
                     if band is not None and value is not None:
                         decision[f"{key}_miss"] = not band["low"] <= value <= band["high"]
 

@@ -68,13 +68,13 @@ def test_screened_run_predicts_some_measures_where_it_matters(screened):
         if d["action"] == "predicted":
             # Stored as a prediction, never as a measurement: candidate row and measurement row say predicted.
             assert r["latency_source"] == "predicted:host" and r["energy_source"] in (None, "predicted:host")
-            assert abs(r["latency_ms"] - d["latency"]["value"]) < 1e-9
+            assert abs(r["latency_ms"] - d["predicted_latency_ms"]["value"]) < 1e-9
             m = _rows(db, "SELECT * FROM measurements WHERE model_id=?", (r["model_id"],))
             assert [x["source"] for x in m] == ["predicted:host"] and m[0]["count"] == 0
         else:
             assert kind == "measured" and r["latency_source"] == "measured:host"
             assert abs(r["latency_ms"] - d["measured_latency_ms"]) < 1e-9
-        band = d["latency"]
+        band = d["predicted_latency_ms"]
         if band is not None and band["near_low"] <= bound_ms < band["near_high"]:
             straddled += 1  # within one sigma of the bound: it must have been measured, for that reason
             assert d["action"] == "measured" and d["reason"] in ("near a bound", "warm-up"), (cid, d)
@@ -90,7 +90,7 @@ def test_screened_run_predicts_some_measures_where_it_matters(screened):
     assert 5 <= fitted_on <= summary["measured"] + 2  # prototype + search reference + measured candidates
     # Band misses are counted over measured candidates that also had a prediction.
     assert summary["checked_latency"] == sum(1 for d in decisions.values()
-                                             if d["action"] == "measured" and d["latency"] is not None)
+                                             if d["action"] == "measured" and d["predicted_latency_ms"] is not None)
     assert summary["band_misses_latency"] == sum(1 for d in decisions.values() if d.get("latency_miss"))
     # Finals and the prototype are always measured.
     finals = [r for r in rows.values() if r["phase"] == "final"]
@@ -116,7 +116,7 @@ def test_wrong_predictor_gives_band_misses(screened, tmp_path):
     saved = json.loads((tmp_path / "run" / "screen.json").read_text())
     summary, decisions = saved["summary"], saved["decisions"]
     assert summary["predicted"] == 0 and summary["measured"] == summary["screened"] >= 2  # share 1: all measured
-    judged = [d for d in decisions.values() if d["latency"] and d["latency"]["source"] == "predicted:fast_phone"]
+    judged = [d for d in decisions.values() if d["predicted_latency_ms"] and d["predicted_latency_ms"]["source"] == "predicted:fast_phone"]
     assert judged and sum(d["latency_miss"] for d in judged) >= 1  # measured ~10x above the band
     assert summary["band_misses_latency"] == sum(1 for d in decisions.values() if d.get("latency_miss")) >= 1
 
