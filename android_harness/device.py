@@ -6,9 +6,12 @@ import re
 from dataclasses import dataclass
 
 from android_harness.connection import Connection, quote
+from android_harness.errors import DeviceCommandError
 from android_harness.parsers import BatteryInfo, ThermalInfo, parse_dumpsys_battery, parse_getprop, parse_thermalservice
 
 VIRTUAL_SUFFIX = "_virtual"  # ro.product.name of the virtual phone: "<profile>_virtual"
+GOVERNORS = "/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor"
+_SECTION = "__FERMINET_SECTION__"  # separates the outputs of the commands that readings() runs as one
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class DeviceInfo:
     thermal: ThermalInfo
     energy_sources: tuple[str, ...]
     virtual_profile: str | None  # profile name when this is the virtual phone
+    governors: str = "unknown"  # the CPUs' scaling governors when the info was read (see AndroidDevice.governors)
 
     @property
     def source(self) -> str:
@@ -109,8 +113,24 @@ class AndroidDevice:
         except (IndexError, ValueError):
             return None
 
+    def readings(self) -> tuple[BatteryInfo, ThermalInfo, str]:
+        """(battery, thermal, governors) in one shell round trip instead of three: they are read before and after
+        every run. A failing ``dumpsys battery`` raises DeviceCommandError as :meth:`battery` does."""
+        command = (f"dumpsys battery; echo {_SECTION}$?; dumpsys thermalservice; echo {_SECTION}; "
+                   f"cat {GOVERNORS} 2>/dev/null; true")
+        out = self.shell(command).stdout
+        parts = out.split(_SECTION)
+        code, _, thermal_text = parts[1].partition("\n") if len(parts) == 3 else ("", "", "")
+        if len(parts) != 3 or code.strip() != "0":
+            raise DeviceCommandError(f"Command failed on {self.serial}: dumpsys battery", serial=self.serial,
+                                     command=command, stdout=out,
+                                     returncode=int(code) if code.strip().isdigit() else None)
+        governors = ",".join(sorted(set(parts[2].split()))) or "unknown"
+        return parse_dumpsys_battery(parts[0]), parse_thermalservice(thermal_text), governors
+
     def info(self) -> DeviceInfo:
         p = self.props()
+        battery, thermal, governors = self.readings()
         name = p.get("ro.product.name", "")
         return DeviceInfo(
             serial=self.serial, model=p.get("ro.product.model", "?"), manufacturer=p.get("ro.product.manufacturer", "?"),
@@ -118,17 +138,17 @@ class AndroidDevice:
             android_release=p.get("ro.build.version.release", "?"), sdk=int(p.get("ro.build.version.sdk", "0") or 0),
             abi=p.get("ro.product.cpu.abi", "?"),
             abi_list=tuple(x for x in p.get("ro.product.cpu.abilist", "").split(",") if x),
-            clusters=self.clusters(), battery=self.battery(), thermal=self.thermal(),
-            energy_sources=self.energy_sources(),
-            virtual_profile=name[: -len(VIRTUAL_SUFFIX)] if name.endswith(VIRTUAL_SUFFIX) else None)
+            clusters=self.clusters(), battery=battery, thermal=thermal, energy_sources=self.energy_sources(),
+            virtual_profile=name[: -len(VIRTUAL_SUFFIX)] if name.endswith(VIRTUAL_SUFFIX) else None,
+            governors=governors)
 
     def governors(self) -> str:
         """Current scaling governors (read fresh: they can change between runs)."""
-        out = self.shell("cat /sys/devices/system/cpu/cpu*/cpufreq/scaling_governor 2>/dev/null").stdout.split()
+        out = self.shell(f"cat {GOVERNORS} 2>/dev/null").stdout.split()
         return ",".join(sorted(set(out))) or "unknown"
 
     def snapshot(self) -> "DeviceState":
-        return DeviceState.of(self.battery(), self.thermal(), self.governors())
+        return DeviceState.of(*self.readings())
 
 
 @dataclass(frozen=True)

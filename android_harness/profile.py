@@ -181,8 +181,8 @@ STEPS = ("device info", "reap leftovers", "binary + model (cached push)", "state
 class _Steps:
     """Wall time per step: ``mark(name)`` closes the step that began at the previous mark."""
 
-    def __init__(self) -> None:
-        self.last = time.perf_counter()
+    def __init__(self, started: float) -> None:
+        self.last = started
         self.seconds: dict[str, float] = dict.fromkeys(STEPS, 0.0)
 
     def mark(self, name: str) -> None:
@@ -280,7 +280,7 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     """Profile ``model_path`` on ``device``. ``baselines``: reuse a fresh idle baseline of this phone from an
     earlier run (see :class:`BaselineCache`); None takes a new one for this run."""
     started = time.perf_counter()
-    steps = _Steps()
+    steps = _Steps(started)
     warnings: list[str] = []
     info = device.info()
     info_read = time.monotonic()
@@ -298,7 +298,7 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     # readings device.info() just made unless the pushes took a while: a cool phone is read once per run.
     gate = ThermalGate(device, thermal_timeout_s, battery_temp_max_c)
     if time.monotonic() - info_read <= READINGS_FRESH_S:
-        before = DeviceState.of(info.battery, info.thermal, device.governors())
+        before = DeviceState.of(info.battery, info.thermal, info.governors)
     else:
         before = device.snapshot()
     thermal_wait_s = 0.0
@@ -378,6 +378,6 @@ def profile_on_device(device: AndroidDevice, model_path: str | Path, options: Be
     log.debug("%s profile steps (s): %s", device.serial,
               ", ".join(f"{name} {sec:.3f}" for name, sec in steps.seconds.items()))
     return DeviceProfileRun(bench, energy, before, after, throttled, info, model_push, device_binary, binary_sha,
-                            command, info.source, time.perf_counter() - started, thermal_wait_s, tuple(warnings),
+                            command, info.source, steps.last - started, thermal_wait_s, tuple(warnings),
                             requested, delegate_used, fallback, baseline, run_text,
                             (odpm.get("run_start") or {}, odpm.get("run_end") or {}), tuple(steps.seconds.items()))

@@ -95,12 +95,12 @@ class PowerSampler:
         self.text = ""
 
     def start(self) -> "PowerSampler":
-        self.device.check(f"mkdir -p {REMOTE_ROOT} {RUN_DIR}")
         loop = (f"while true; do read up rest < /proc/uptime; echo \"$up $(cat {GAUGE}/current_now) "
                 f"$(cat {GAUGE}/voltage_now)\"; sleep {self.period_s:g}; done > {quote(self.path)}")
         # `sh -c LOOP TAG`: TAG becomes $0, so it shows in the loop's command line (checked before a kill).
-        out = self.device.check(f"nohup sh -c {quote(loop)} {self.tag} > /dev/null 2>&1 & "
-                                f"echo \"$! {self.tag}\" > {quote(_pid_file(self.name))}; echo $!").stdout.split()
+        out = self.device.check(f"mkdir -p {REMOTE_ROOT} {RUN_DIR} && {{ nohup sh -c {quote(loop)} {self.tag} "
+                                f"> /dev/null 2>&1 & echo \"$! {self.tag}\" > {quote(_pid_file(self.name))}; "
+                                f"echo $!; }}").stdout.split()
         if not out or not out[-1].isdigit():
             self.device.shell(f"rm -f {quote(_pid_file(self.name))}")
             raise HarnessError(f"Could not start the power sampler on {self.device.serial}: {out}")
@@ -109,11 +109,11 @@ class PowerSampler:
 
     def stop(self) -> str:
         """Stop sampling and return what was sampled; never raises (returns what it could read)."""
+        # One round trip: stop the loop (as stop_tracked does, its report discarded), then read and remove.
+        reap = f"{{ {_reap_script(quote(_pid_file(self.name)))}; }} > /dev/null 2>&1; " if self.pid is not None else ""
         try:
-            if self.pid is not None:
-                stop_tracked(self.device, self.name)
-                self.pid = None
-            self.text = self.device.shell(f"cat {quote(self.path)}; rm -f {quote(self.path)}").stdout
+            self.text = self.device.shell(f"{reap}cat {quote(self.path)}; rm -f {quote(self.path)}").stdout
+            self.pid = None
         except Exception as exc:  # noqa: BLE001 - stop never raises; the caller sees too few samples instead
             log.warning("power sampler on %s did not stop cleanly: %s", self.device.serial, exc)
         return self.text
@@ -142,8 +142,7 @@ class ThermalGate:
         """Seconds waited until the phone was cool enough; ThermalGateError when it never was."""
         started = time.monotonic()
         while True:
-            thermal = self.device.thermal()
-            battery = self.device.battery()
+            battery, thermal, _ = self.device.readings()
             temp = battery.temperature_c if battery.temperature_c is not None else 0.0
             if self.cool_enough(thermal.status, battery.temperature_c):
                 return time.monotonic() - started

@@ -13,6 +13,11 @@ gives how many reused and the ratio over all of them together. The configuration
 round, so a busy machine slows them alike, after ``--warmup`` latency-only profiles (a measuring loop's phone
 has been running: its battery temperature has settled).
 
+Under that table, where the time goes: seconds per step of ``profile_on_device`` (``DeviceProfileRun.steps_s``),
+median per kind of profile, with the benchmark_model command split into its timed inferences (the denominator)
+and the rest of the command (tool start-up and model load, warm-up of at least 0.5 s, time between timed runs,
+exit).
+
 Throughput of a phone farm (``toolkit.targets.farm.PhoneFarm``): ``--farm-models`` copies of the model measured
 as a synthesis cycle measures them (latency + energy, ``--farm-secs`` per profile) through a farm of one virtual
 phone, then of two; prints models measured per minute and the ratio. The virtual phones run their benchmarks on

@@ -76,10 +76,37 @@ def test_a_profile_says_where_its_time_went(phone, tiny_tflite):
                                 measure_energy=energy, baseline_s=0.5)
         steps = dict(run.steps_s)
         assert tuple(steps) == STEPS and all(s >= 0 for s in steps.values())
-        assert abs(sum(steps.values()) - run.wall_s) < 0.01
+        assert abs(sum(steps.values()) - run.wall_s) < 1e-6
         timed_s = run.benchmark.inference_count * run.benchmark.inference_avg_us / 1e6
         assert steps["benchmark_model"] >= timed_s
         if energy:
             assert steps["idle baseline"] >= 0.5 and steps["sampler start + ODPM"] > 0
         else:
             assert steps["idle baseline"] == 0 and steps["sampler start + ODPM"] == 0
+
+
+def test_battery_thermal_and_governors_are_read_together(phone):
+    """``readings()``: what ``battery()``, ``thermal()`` and ``governors()`` read, in one round trip; a phone whose
+    ``dumpsys battery`` fails raises DeviceCommandError naming it, as ``battery()`` does."""
+    import pytest
+
+    from android_harness.connection import connect
+    from android_harness.device import AndroidDevice
+    from android_harness.errors import DeviceCommandError
+
+    device = AndroidDevice(connect(phone.serial))
+    phone.userspace.set_state("thermal", {"status": 1})
+    battery, thermal, governors = device.readings()
+    alone = device.battery()
+    assert (battery.level, battery.plugged, battery.scale) == (alone.level, alone.plugged, alone.scale)
+    assert abs(battery.temperature_c - alone.temperature_c) < 0.5
+    assert thermal.status == device.thermal().status == 1 and len(thermal.temperatures) >= 3
+    assert governors == device.governors() == phone.profile.governor
+    assert device.info().governors == governors and device.snapshot().thermal_status == "LIGHT"
+    dumpsys = phone.sandbox_path("/system/bin/dumpsys")  # a phone whose battery service does not answer
+    dumpsys.write_text("#!/system/bin/sh\n[ \"$1\" = battery ] && { echo \"Can't find service: battery\"; exit 1; }\n"
+                       + dumpsys.read_text().split("\n", 1)[1])
+    with pytest.raises(DeviceCommandError, match="dumpsys battery") as failed:
+        device.readings()
+    assert failed.value.returncode == 1 and "Can't find service" in failed.value.stdout
+    assert device.thermal().status == 1  # the rest of the phone still answers
