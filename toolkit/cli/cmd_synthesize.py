@@ -111,9 +111,9 @@ def register(subparsers) -> None:
                    help="input resolutions the search may choose, as fractions of the input side "
                         "(default 0.5,0.625,0.75,0.875,1; 1 = the input's own only)")
     p.add_argument("--separable", action="store_true",
-                   help="the search may also replace a ResNet block's 3x3 convs by depthwise-separable ones (3x3 "
-                        "depthwise + 1x1: 5.8x fewer MACs per conv at 16 channels, 7.9x at 64); the supernet trains both "
-                        "forms")
+                   help="experimental: the search may also replace a ResNet block's 3x3 convs by depthwise-separable "
+                        "ones (3x3 depthwise + 1x1: 5.8x fewer MACs per conv at 16 channels, 7.9x at 64); the supernet "
+                        "trains both forms. Measured worse than without it so far (README)")
     p.add_argument("--distill", action="store_true", help="final training also learns the prototype's predictions")
     p.add_argument("--no-reference-retrain", action="store_true",
                    help="judge finals against the prototype as trained, without giving it the finals' training")
@@ -215,9 +215,11 @@ def run(args: argparse.Namespace) -> int:
         if args.strategy in ("width", "l1prune") and (args.cycles is not None or args.population is not None):
             raise InvalidArgumentError(f"--strategy {args.strategy} evaluates one uniform network per width option; "
                                        f"it has no cycles or population. Drop --cycles/--population")
-        if args.predictor is not None and args.executor == "ray":
-            raise InvalidArgumentError("--predictor screens candidates in this process; it does not work with "
-                                       "--executor ray yet. Drop one of them")
+        if args.predictor is not None and args.executor == "ray" and not (
+                args.device or args.devices or args.target == "android"):
+            raise InvalidArgumentError("--predictor with --executor ray needs a phone target: on the host target the "
+                                       "Ray workers measure, and the screen runs in this process. Add --target "
+                                       "android (the cluster's phones) or --device, or drop --predictor")
         if args.predictor is None and (args.measure_share != 0.2 or args.refit_every != 4):
             raise InvalidArgumentError("--measure-share and --refit-every apply to --predictor; add --predictor "
                                        "(optionally with a FILE) or drop them")

@@ -216,9 +216,11 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
                                            f"extend it. Received: {cycles}")
             config = dataclasses.replace(config, cycles=cycles)
     requirements = parse_requirements(config.requirements)
-    if config.screen and executor is not None:
-        raise InvalidArgumentError("--predictor screens candidates in this process; it does not work with "
-                                   "--executor ray yet. Drop one of them")
+    if config.screen and executor is not None and not config.phones:
+        # On a phone target the driver queues every measurement (RayPhonePool), so it screens them too.
+        raise InvalidArgumentError("--predictor with --executor ray needs a phone target: on the host target the "
+                                   "Ray workers measure, and the screen runs in this process. Add --target "
+                                   "android (the cluster's phones) or --device, or drop --predictor")
     screen = make_screen(config, out)  # a bad --predictor file fails now, before any data is loaded
     phones = None
     if executor is not None:

@@ -70,7 +70,11 @@ if "--ray-run" in sys.argv:
         phone_config = SynthesisConfig(**{**config.to_dict(), "requirements": config.requirements,
                                           "width_options": config.width_options,
                                           "resolution_options": config.resolution_options, "cycles": 1,
-                                          "profile_runs": 10, "target": "android", "device": serials[0]})
+                                          "profile_runs": 10, "target": "android", "device": serials[0],
+                                          # --predictor on the driver, from a predictor of the in-process run's
+                                          # host; share 1: every candidate still measured (on the phone)
+                                          "screen": True, "predictor_path": str(ws / "host.joblib"),
+                                          "measure_share": 1.0})
         run_synthesis(phone_config, ws / "phones", ws / "phones.db", progress=False, executor=executor)
         print("SERIALS " + json.dumps({"serials": serials, "driver_pid": os.getpid(),
                                        "trained_by": executor.trained_by}), flush=True)
@@ -92,6 +96,14 @@ local = run_synthesis(config, ws / "inprocess", ws / "inprocess.db", progress=Fa
 out["inprocess"] = {"wall_s": time.monotonic() - t, "phases": local.phase_seconds,
                     "candidates": candidates(ws / "inprocess.db"),
                     "finals": candidates(ws / "inprocess.db", "final")}
+
+# A latency predictor fitted on the in-process run's host measurements, for the phone run's --predictor.
+from toolkit.predict import LatencyPredictor, read_kernels  # noqa: E402
+
+with sqlite3.connect(ws / "inprocess.db") as conn:
+    host_rows = conn.execute("SELECT model_path, median_ms FROM measurements WHERE source='measured:host'").fetchall()
+LatencyPredictor.fit_networks([read_kernels(p) for p, _ in host_rows], [ms for _, ms in host_rows], device="host",
+                              members=8).save(ws / "host.joblib")
 
 shared = ws / "ray"
 shared.mkdir()
@@ -149,7 +161,8 @@ with VirtualPhone("pixel_6") as phone, open(ws / "agent.log", "w") as agent_log:
                          "finals": candidates(ws / "phones.db", "final"),
                          "measurements": measurements(ws / "phones.db"),
                          "op_profile": json.loads((ws / "phones" / "prototype_op_profile.json").read_text()),
-                         "phases": json.loads((ws / "phones" / "phases.json").read_text())}
+                         "phases": json.loads((ws / "phones" / "phases.json").read_text()),
+                         "screen": json.loads((ws / "phones" / "screen.json").read_text())}
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=60)

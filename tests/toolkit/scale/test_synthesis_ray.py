@@ -1,8 +1,8 @@
 """`synthesize --executor ray`: the same tiny synthesis in-process and on a 2-CPU local Ray cluster (in the test's
 own network namespace) gives the same candidates, also when the Ray run's driver is killed mid-search and resumed;
 the driver alone writes the store. Then one cycle of it with a phone target: prototype and supernet trained by Ray
-tasks, the candidates converted by Ray tasks and measured on a virtual phone that a `ferminet agent` registered in
-the cluster."""
+tasks, the candidates converted by Ray tasks, screened by --predictor on the driver and measured on a virtual phone
+that a `ferminet agent` registered in the cluster."""
 import pytest
 
 
@@ -54,6 +54,13 @@ def test_ray_run_on_the_agents_phone_measures_every_network_there(runs):
         assert latency_source == "virtual:pixel_6" and energy_source == "virtual:pixel_6", cid
     # The final: trained and converted by a Ray task, measured on the phone, its test top-1 read by the driver.
     assert len(p["finals"]) == 1 and p["finals"][0][2] == "ok" and p["finals"][0][3] is not None
+    # --predictor on the driver: each search candidate was screened (a band from the host predictor) when its Ray
+    # task completed, then measured on the phone (share 1), and its band checked against the phone's value.
+    summary, decisions = p["screen"]["summary"], p["screen"]["decisions"]
+    assert set(decisions) == {"c000-00", "c000-01"} and summary["predicted"] == 0
+    assert all(d["action"] == "measured" and d["predicted_latency_ms"]["source"] == "predicted:host"
+               and d["measured_latency_ms"] > 0 for d in decisions.values())
+    assert summary["checked_latency"] == 2
     # The inquisitor's per-op profile of the prototype came from the phone too.
     assert p["op_profile"] and all(o["avg_ms"] >= 0 for o in p["op_profile"])
     print("phone run wall s:", round(p["wall_s"], 1), {k: round(v, 1) for k, v in p["phases"].items()})

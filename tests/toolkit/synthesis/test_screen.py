@@ -134,7 +134,7 @@ def test_screen_options_refused_when_wrong(tmp_path, capsys, monkeypatch):
     assert main(["synthesize", "--out", "x", "--predictor", str(tmp_path / "none.joblib")]) != 0
     assert "No predictor file" in capsys.readouterr().err
     assert main(["synthesize", "--out", "x", "--predictor", "--executor", "ray"]) != 0
-    assert "does not work with --executor ray" in capsys.readouterr().err
+    assert "--executor ray needs a phone target" in capsys.readouterr().err
     with pytest.raises(ValueError, match="predictor_path is used only when screening"):
         SynthesisConfig(predictor_path="p.joblib")
     assert not (tmp_path / "x").exists()
