@@ -15,7 +15,8 @@ Networks (``--networks``, comma-separated; ``macs`` as the only name prints thei
 - ``res14_w0.625``: the same widths with the input resized to 14 px instead (the space's resolution decision)
 - ``dsnet_a``: depthwise-separable: 3x3 stem of 24 at 28 px, separable convs 48 (stride 2), 48, 96 (stride 2), 96 x3
 - ``dsnet_a_wide``: the same with 112 channels at 7 px and one block fewer
-- ``dsdeep``: twelve separable convs, 32 (stride 2) and 80 (stride 2) channels, no residuals
+- ``dsdeep``: nine separable convs, three of 32 channels (the first with stride 2) and six of 80 (the first with
+  stride 2), no residuals
 - ``irnet_t2``: MobileNetV2 blocks with expansion 2, 24 and 48 channels, 1x1 to 128 before pooling (3.9M: over 3.1M)
 - ``r20sep_g0.75_res24``: resnet20 with every block depthwise-separable (``synthesize --separable``), stage 1 at width
   0.75, input resized to 24 px
