@@ -27,7 +27,9 @@ def _no_hook(x, bn_name: str):
 
 
 def _separable(x, b: BlockSpec, prefix: str, stride: int, init, post_bn):
-    """One depthwise-separable conv of a separable ResNet block: k x k depthwise -> BN -> ReLU -> 1x1 -> BN."""
+    """One depthwise-separable conv, layers ``<prefix>_dw``, ``_dw_bn``, ``_dw_relu``, ``_pw``, ``_pw_bn``: k x k
+    depthwise -> BN -> ReLU -> 1x1 -> BN (a depthwise_separable block adds a ReLU; a separable ResNet block uses
+    two of them)."""
     from keras import layers
 
     x = layers.DepthwiseConv2D(b.kernel, stride, padding="same", use_bias=False, depthwise_initializer=init(),
@@ -53,15 +55,7 @@ def build_block(x, b: BlockSpec, num_classes: int, init, post_bn=_no_hook):
         x = post_bn(x, f"{n}_bn")
         return layers.ReLU(name=f"{n}_relu")(x)
     if b.kind == "depthwise_separable":
-        x = layers.DepthwiseConv2D(b.kernel, b.stride, padding="same", use_bias=False,
-                                   depthwise_initializer=init(), name=f"{n}_dw")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_dw_bn")(x)
-        x = post_bn(x, f"{n}_dw_bn")
-        x = layers.ReLU(name=f"{n}_dw_relu")(x)
-        x = layers.Conv2D(b.filters, 1, padding="same", use_bias=False, kernel_initializer=init(),
-                          name=f"{n}_pw")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{n}_pw_bn")(x)
-        x = post_bn(x, f"{n}_pw_bn")
+        x = _separable(x, b, n, b.stride, init, post_bn)
         return layers.ReLU(name=f"{n}_pw_relu")(x)
     if b.kind == "inverted_residual":
         inp = x
