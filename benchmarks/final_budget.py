@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _choices(db: str, strategy: str, candidate_id: str) -> dict:
+def stored_choices(db: str, strategy: str, candidate_id: str) -> dict:
+    """The decision choices of a network the synthesis benchmark stored (its store opened read only)."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)  # read only: the store is the benchmark's
     try:
         row = con.execute("SELECT extra_json FROM candidates WHERE strategy=? AND candidate_id=? AND status='ok'",
@@ -109,7 +110,7 @@ def main() -> int:
     networks = [("reference", ctx.space.prototype_choices())]
     for item in items:
         strategy, cid = item.split(":")
-        networks.append((item, _choices(args.db, strategy, cid)))
+        networks.append((item, stored_choices(args.db, strategy, cid)))
     epochs = [int(e) for e in args.epochs.split(",")]
     val = ctx.train_data  # its x_test/y_test are the validation split
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -103,6 +102,7 @@ def main() -> int:
         parser.error(f"--control takes STRATEGY:CANDIDATE_ID, e.g. gensynth:final-c002-04. Received: {args.control!r}")
 
     import keras
+    from final_budget import stored_choices  # the sibling script's reader (this folder is on sys.path when run)
 
     from toolkit.arch import build_model, count_macs, get_prototype
     from toolkit.convert import convert_model
@@ -119,16 +119,7 @@ def main() -> int:
     proto = get_prototype(config.prototype, (28, 28, 1), 10, config.prototype_width)
     space = DecisionSpace.from_prototype(proto, config.width_options, config.resolution_options)
     sep_space = DecisionSpace.from_prototype(proto, config.width_options, config.resolution_options, separable=True)
-    strategy, cid = args.control.split(":")
-    con = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)  # read only: the store is the benchmark's
-    try:
-        row = con.execute("SELECT extra_json FROM candidates WHERE strategy=? AND candidate_id=? AND status='ok'",
-                          (strategy, cid)).fetchone()
-    finally:
-        con.close()
-    if row is None:
-        raise SystemExit(f"no successful candidate {args.control} in {args.db}; pass --control of a stored network")
-    nets = networks(space, sep_space, json.loads(row[0])["choices"])
+    nets = networks(space, sep_space, stored_choices(args.db, *args.control.split(":")))
     names = args.networks.split(",")
     unknown = [n for n in names if n != "macs" and n.removesuffix("+kd") not in nets]
     if unknown:
