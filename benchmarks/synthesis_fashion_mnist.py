@@ -17,6 +17,10 @@ search's proxy accuracy and final-trained accuracy, per-phase wall times; writes
 With ``--predictor [FILE]`` the search screens candidates by predicted latency/energy (see
 :mod:`toolkit.synthesis.screen`) and each strategy prints its measurements saved and band misses.
 
+With ``--space-root NAME`` gensynth and random search the space of that architecture (trained with the prototype's
+recipe; its own supernet), while resnet20 stays the reference; width and l1prune still scale resnet20, width with a
+supernet of its own over it. ``--final-epochs`` gives the finals (and the reference) more epochs than the prototype.
+
 Re-running with the same --out resumes every run (nothing finished is redone).
 """
 from __future__ import annotations
@@ -63,6 +67,12 @@ def main() -> int:
     parser.add_argument("--measure-share", type=float, default=0.2, help="with --predictor (default 0.2)")
     parser.add_argument("--separable", action="store_true",
                         help="the search space also holds depthwise-separable ResNet blocks (`synthesize --separable`)")
+    parser.add_argument("--space-root", default=None, metavar="NAME",
+                        help="gensynth and random search the space of this architecture (`synthesize --space-root`, "
+                             "e.g. dsnet); width and l1prune still scale the prototype, width with a supernet of its "
+                             "own over the prototype")
+    parser.add_argument("--final-epochs", type=int, default=None,
+                        help="final-training epochs (default: --prototype-epochs); the reference gets them too")
     args = parser.parse_args()
 
     from toolkit.cli.cmd_synthesize import parse_budget
@@ -83,7 +93,7 @@ def main() -> int:
     common = dict(prototype="resnet20", requirements=requirements, n_train=args.train_samples, n_val=args.val_samples,
                   n_eval=args.eval_samples, prototype_epochs=args.prototype_epochs,
                   supernet_epochs=args.supernet_epochs, final_k=args.final_k, budget_s=budget, data_seed=0, seed=0,
-                  separable=args.separable)
+                  separable=args.separable, final_epochs=args.final_epochs)
     if args.predictor is not None:
         common.update(screen=True, predictor_path=args.predictor or None, measure_share=args.measure_share)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -95,10 +105,10 @@ def main() -> int:
         if strategy != "gensynth":
             extra["prototype_path"] = str(first / "prototype.keras")
             extra["retrain_reference"] = False  # the reference is trained once, in the gensynth run
-            if strategy != "l1prune":
-                extra["supernet_path"] = str(first)
+            if strategy == "random" or strategy == "width" and not args.space_root:
+                extra["supernet_path"] = str(first)  # the same supernet (over the root, with --space-root)
         if strategy in ("gensynth", "random"):
-            extra.update(cycles=args.cycles, population=args.population)
+            extra.update(cycles=args.cycles, population=args.population, space_root=args.space_root)
         config = SynthesisConfig(strategy=strategy, **common, **extra)
         resume = (folder / "run.json").exists()
         results[strategy] = run_synthesis(config, folder, db, resume=resume, progress=True)
@@ -193,7 +203,7 @@ def main() -> int:
 
     record = {"git_commit": commit,
               "command": " ".join(["python", "benchmarks/synthesis_fashion_mnist.py", *sys.argv[1:]]),
-              "requirements": list(requirements),
+              "requirements": list(requirements), "space_root": args.space_root,
               "prototype": {"macs": proto.macs, "params": proto.params, "test_top1": reference_top1,
                             "test_top1_as_trained": proto.test_top1,
                             "test_top1_retrained": ref.test_top1 if ref else None, "val_top1": proto.int8_top1},

@@ -6,13 +6,18 @@
   64 px or less the stem and the first strided stage use stride 1 (as CIFAR adaptations do), so 28x28
   inputs are not pooled away.
 - ``vgg_small``: conv-bn-relu pairs of 32/64/128 channels with 2x2 max pooling after each pair.
+- ``dsnet``: a depthwise-separable network for small images, made to be a search space's root
+  (``synthesize --space-root dsnet``) rather than a reference: a 3x3 stem of 32, three separable blocks of 64 (the
+  first with stride 2) and five of 160 (the first with stride 2). It spends its MACs on wide separable layers at a
+  quarter of the input's side, where a 28x28 network of about 3M MACs was measured most accurate (issue 10,
+  ``benchmarks/space_from_scratch.py``). For inputs over 64 px the stem has stride 2 as well.
 """
 from __future__ import annotations
 
 from toolkit.arch.spec import ArchSpec, BlockSpec
 from toolkit.errors import InvalidArgumentError
 
-PROTOTYPES = ("resnet20", "mobilenetv2", "vgg_small")
+PROTOTYPES = ("resnet20", "mobilenetv2", "vgg_small", "dsnet")
 
 
 def _width(channels: float, multiplier: float, divisor: int = 8) -> int:
@@ -61,7 +66,17 @@ def _vgg_small(input_shape, num_classes, wm):
     return ArchSpec("vgg_small", input_shape, num_classes, tuple(blocks))
 
 
-_BUILDERS = {"resnet20": _resnet20, "mobilenetv2": _mobilenetv2, "vgg_small": _vgg_small}
+def _dsnet(input_shape, num_classes, wm):
+    small = min(input_shape[0], input_shape[1]) <= 64
+    blocks = [BlockSpec("conv_bn_relu", "stem", _width(32, wm), stride=1 if small else 2)]
+    for stage, (channels, repeats) in enumerate(((64, 3), (160, 5)), start=1):
+        blocks += [BlockSpec("depthwise_separable", f"s{stage}b{i}", _width(channels, wm), stride=2 if i == 0 else 1)
+                   for i in range(repeats)]
+    blocks.append(BlockSpec("classifier", "head"))
+    return ArchSpec("dsnet", input_shape, num_classes, tuple(blocks))
+
+
+_BUILDERS = {"resnet20": _resnet20, "mobilenetv2": _mobilenetv2, "vgg_small": _vgg_small, "dsnet": _dsnet}
 
 
 def get_prototype(name: str, input_shape=(28, 28, 1), num_classes: int = 10,

@@ -53,7 +53,7 @@ def print_candidates(rows, header: bool = True) -> None:
 _RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", "device", "devices", "require_on",
                  "require", "objective",
                  "strategy", "budget", "population", "prototype_epochs", "supernet_epochs", "supernet_from",
-                 "final_k", "final_epochs", "final_lr", "resolutions", "separable", "distill", "no_reference_retrain",
+                 "final_k", "final_epochs", "final_lr", "resolutions", "separable", "space_root", "distill", "no_reference_retrain",
                  "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed", "predictor",
                  "measure_share", "refit_every")
 
@@ -67,7 +67,7 @@ def register(subparsers) -> None:
                     "target, and update the generator toward networks that meet the requirements with the best U. "
                     "The best k get the prototype's training budget and are reported on the test split. "
                     "Baselines: --strategy random|width|l1prune.")
-    p.add_argument("--prototype", default="resnet20", help="resnet20 | mobilenetv2 | vgg_small (default resnet20)")
+    p.add_argument("--prototype", default="resnet20", help="resnet20 | mobilenetv2 | vgg_small | dsnet (default resnet20)")
     p.add_argument("--prototype-width", type=float, default=1.0, help="width multiplier of the prototype")
     add_data_arguments(p)
     p.add_argument("--target", choices=("host", "android"), default="host")
@@ -114,6 +114,11 @@ def register(subparsers) -> None:
                    help="experimental: the search may also replace a ResNet block's 3x3 convs by depthwise-separable "
                         "ones (3x3 depthwise + 1x1: 5.8x fewer MACs per conv at 16 channels, 7.9x at 64); the supernet "
                         "trains both forms. Measured worse than without it so far (README)")
+    p.add_argument("--space-root", default=None, metavar="NAME",
+                   help="derive the search space from this built-in architecture instead of the prototype (e.g. "
+                        "dsnet: depthwise-separable, made for it): it is trained with the prototype's recipe and its "
+                        "supernet is the evaluator; the prototype stays the reference that requirements, drops and "
+                        "MAC ratios are judged against. gensynth and random only")
     p.add_argument("--distill", action="store_true", help="final training also learns the prototype's predictions")
     p.add_argument("--no-reference-retrain", action="store_true",
                    help="judge finals against the prototype as trained, without giving it the finals' training")
@@ -241,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
             prototype_epochs=args.prototype_epochs, supernet_epochs=args.supernet_epochs,
             supernet_path=args.supernet_from, final_k=args.final_k, final_epochs=args.final_epochs,
             final_learning_rate=args.final_lr, resolution_options=args.resolutions, separable=args.separable,
+            space_root=args.space_root,
             distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
             n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
             data_seed=args.data_seed, screen=args.predictor is not None, predictor_path=args.predictor or None,

@@ -76,6 +76,12 @@ def _new_context(state: RunState):
     ctx.space = config.space(spec)
     if (out / "prototype.keras").exists():
         ctx.prototype_model = keras.models.load_model(out / "prototype.keras", compile=False)
+    ctx.space_model = ctx.prototype_model
+    if config.space_root is not None:
+        from toolkit.synthesis.loop import SPACE_ROOT
+
+        root_path = out / SPACE_ROOT
+        ctx.space_model = keras.models.load_model(root_path, compile=False) if root_path.exists() else None
     if (out / "importance.npz").exists():
         with np.load(out / "importance.npz") as npz:
             ctx.importance = {k: npz[k] for k in npz.files}
@@ -97,7 +103,7 @@ def worker_context(state: RunState):
     if ctx is None:
         ctx, _ = _new_context(state)
         if config.uses_supernet:
-            sn = Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance)
+            sn = Supernet.from_prototype(ctx.space_model, ctx.space, ctx.importance)
             if has_checkpoint(folder):
                 sn.load(folder)
             ctx.evaluator = SupernetEvaluator(sn, ctx.recal_x)
@@ -112,19 +118,20 @@ def worker_context(state: RunState):
 
 
 def _train_task(state: RunState, what: str):
-    """On a worker: train the prototype (saved beside the run's, for the driver to load) or the supernet (it
-    checkpoints into the run folder each epoch, so a retried task resumes). Returns (path or None, this pid)."""
+    """On a worker: train the prototype or the space root (saved beside the run's, for the driver to load) or the
+    supernet (it checkpoints into the run folder each epoch, so a retried task resumes). Returns (path or None, this
+    pid)."""
     import os
 
     from toolkit.synthesis.loop import fit_supernet, train_prototype
     from toolkit.synthesis.supernet import Supernet
 
     ctx, spec = _new_context(state)
-    if what == "prototype":
-        path = ctx.out / "prototype.trained.keras"
-        train_prototype(ctx, spec).save(path)
+    if what in ("prototype", "space_root"):
+        path = ctx.out / f"{what}.trained.keras"
+        train_prototype(ctx, spec if what == "prototype" else ctx.space.prototype).save(path)
         return str(path), os.getpid()
-    fit_supernet(ctx, Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance))
+    fit_supernet(ctx, Supernet.from_prototype(ctx.space_model, ctx.space, ctx.importance))
     return None, os.getpid()
 
 
@@ -309,12 +316,13 @@ class RayExecutor:
         """Submit one final's training and assessment (finals.run_final) as a Ray task."""
         return self._pending(ctx, self._final.remote(self._run_state(ctx, final=True), parent))
 
-    def train_prototype(self, ctx):
-        """The prototype trained by a Ray task (1 GPU when the cluster has one); the loaded Keras model."""
+    def train_prototype(self, ctx, what: str = "prototype"):
+        """The prototype (or, ``what="space_root"``, the space root) trained by a Ray task (1 GPU when the cluster
+        has one); the loaded Keras model."""
         import keras
 
-        path, self.trained_by["prototype"] = _get(self.ray, self._train.remote(
-            self._run_state(ctx, final=True, measure=False), "prototype"))
+        path, self.trained_by[what] = _get(self.ray, self._train.remote(
+            self._run_state(ctx, final=True, measure=False), what))
         model = keras.models.load_model(path, compile=False)
         Path(path).unlink()
         return model

@@ -97,6 +97,8 @@ class Context:
             if config.target == "android":
                 self.target.device.info()  # an unreachable phone fails now, not after training the prototype
         self.prototype_model = None
+        self.space_model = None  # the trained network the space is derived from: the prototype, or the space root
+        self.space_result: CandidateResult | None = None  # its assessment (validation top-1, MACs, ...)
         self.importance: dict[str, np.ndarray] = {}
         self.space = None
         self.evaluator = None

@@ -53,6 +53,9 @@ class SynthesisConfig:
     resolution_options: tuple[float, ...] = DEFAULT_RESOLUTIONS
     # the search may also make ResNet blocks depthwise-separable (toolkit.synthesis.space, ``separable:<block>``)
     separable: bool = False
+    # the built-in architecture the search space is derived from (its supernet's root), when it is not the
+    # prototype: e.g. "dsnet". The prototype stays the reference every requirement and ratio is judged against.
+    space_root: str | None = None
     learning_rate: float = 2e-3
     supernet_learning_rate: float = 1e-3
     # The final recipe's peak learning rate (the reference gets the same recipe). Chosen on validation: a 13x
@@ -109,6 +112,13 @@ class SynthesisConfig:
             raise InvalidArgumentError(f"refit_every must be an integer >= 1. Received: refit_every={self.refit_every!r}")
         if not isinstance(self.separable, bool):
             raise InvalidArgumentError(f"separable must be True or False. Received: separable={self.separable!r}")
+        if self.space_root is not None:
+            if self.space_root not in PROTOTYPES:
+                raise InvalidArgumentError(f"Unknown space root {self.space_root!r}. Use one of {', '.join(PROTOTYPES)}")
+            if self.strategy not in ("gensynth", "random"):
+                raise InvalidArgumentError(f"--space-root is for the gensynth and random strategies: {self.strategy} "
+                                           f"scales the prototype itself. Drop --space-root. "
+                                           f"Received: strategy={self.strategy!r}, space_root={self.space_root!r}")
         if self.predictor_path is not None and not self.screen:
             raise InvalidArgumentError(f"predictor_path is used only when screening (screen=True, --predictor). "
                                        f"Received: predictor_path={self.predictor_path!r}, screen=False")
@@ -133,11 +143,21 @@ class SynthesisConfig:
         return {"dataset": self.dataset, "data_path": self.data_path, "n_train": self.n_train, "n_val": self.n_val,
                 "data_seed": self.split_seed}
 
+    def root_spec(self, prototype):
+        """The architecture the search space is derived from: ``prototype`` (an ArchSpec), or the space root
+        built for the same input and classes."""
+        from toolkit.arch import get_prototype
+
+        if self.space_root is None:
+            return prototype
+        return get_prototype(self.space_root, prototype.input_shape, prototype.num_classes)
+
     def space(self, prototype):
-        """The decision space of this run over ``prototype`` (an ArchSpec)."""
+        """The decision space of this run for ``prototype`` (an ArchSpec): over it, or over the space root."""
         from toolkit.synthesis.space import DecisionSpace
 
-        return DecisionSpace.from_prototype(prototype, self.width_options, self.resolution_options, self.separable)
+        return DecisionSpace.from_prototype(self.root_spec(prototype), self.width_options, self.resolution_options,
+                                            self.separable)
 
     @property
     def uses_supernet(self) -> bool:

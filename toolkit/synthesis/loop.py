@@ -56,6 +56,7 @@ from toolkit.synthesis.screen import make_screen
 log = logging.getLogger(__name__)
 
 OP_PROFILE = "prototype_op_profile.json"
+SPACE_ROOT = "space_root.keras"
 PHASES = ("prototype", "search", "final", "reference")
 
 
@@ -226,8 +227,10 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
     if executor is not None:
         executor.check(config)
         phones = executor.phone_pool(config)  # the Ray cluster's phones, for a phone target
-    try:  # loads data, reaches the target: fails before anything is written
+    try:  # loads data, reaches the target, checks a reused supernet: fails before anything is written
         ctx = Context(config, out, requirements, phones=phones)
+        ctx.space = config.space(_prototype_spec(ctx))
+        _reused_supernet(ctx)
     except BaseException:
         if phones is not None:
             phones.close()
@@ -272,7 +275,7 @@ def _run_stages(ctx: Context, store, run_id: str | None, db, started: float) -> 
     searched_before = phases.seconds.get("search", 0.0)
     generator = Generator(ctx.space)
     if config.strategy == "gensynth":
-        insights = form_insights(ctx.space, ctx.prototype_model, ctx.importance, op_profile=ctx.op_profile)
+        insights = form_insights(ctx.space, ctx.space_model, ctx.importance, op_profile=ctx.op_profile)
         log.info("inquisitor: cost shares from %s: %s", insights.cost_basis, insights.cost_share)
         (out / "insights.json").write_text(json.dumps(dataclasses.asdict(insights), indent=1))
         apply_prior(generator, insights)
@@ -346,16 +349,18 @@ def _run_stages(ctx: Context, store, run_id: str | None, db, started: float) -> 
 
 
 def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
-    """Train (or load) the prototype, convert and measure it, probe it for channel importance."""
+    """Train (or load) the prototype, convert and measure it; the same for the space root when the run has one;
+    probe the space's network (the root, else the prototype) for its per-op profile and channel importance."""
     import keras
 
-    from toolkit.arch import build_model, get_prototype
+    from toolkit.arch import build_model
     from toolkit.synthesis.inherit import l1_importance
     from toolkit.synthesis.inquisitor import taylor_importance
 
     cfg, out = ctx.config, ctx.out
-    spec = get_prototype(cfg.prototype, ctx.test.input_shape, ctx.test.num_classes, cfg.prototype_width)
+    spec = _prototype_spec(ctx)
     ctx.space = cfg.space(spec)
+    reused = _reused_supernet(ctx)  # a mismatched supernet is refused before anything is trained
     proto_path = out / "prototype.keras"
     if "prototype" in done and proto_path.exists():
         proto = candidate_from_row(done["prototype"])
@@ -382,15 +387,18 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
         ctx.prototype_model = model
         write_candidate(store, run_id, proto, spec.to_json(), rows)
     ctx.prototype_result = proto
+    ctx.space_model, ctx.space_result = ctx.prototype_model, proto
+    if cfg.space_root is not None:
+        ctx.space_model, ctx.space_result = _space_root(ctx, store, run_id, done, reused)
     from toolkit.targets.base import OpStat
 
     profile_file = out / OP_PROFILE
     if not profile_file.exists():
-        # The target's per-op profile of the prototype (where its time goes) for the inquisitor's insights: a run of
-        # its own, so profiling overhead never reaches the prototype's stored latency.
+        # The target's per-op profile of the space's network (where its time goes) for the inquisitor's insights: a
+        # run of its own, so profiling overhead never reaches its stored latency.
         from toolkit.targets import ProfileOptions
 
-        op = ctx.target.profile(Path(proto.tflite_path), ProfileOptions(
+        op = ctx.target.profile(Path(ctx.space_result.tflite_path), ProfileOptions(
             num_threads=cfg.threads, num_runs=10, warmup_runs=2, op_profiling=True, measure_energy=False))
         tmp = profile_file.with_suffix(".tmp")
         tmp.write_text(json.dumps([dataclasses.asdict(o) for o in op.op_profile], indent=1))
@@ -403,12 +411,46 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
             ctx.importance = {k: npz[k] for k in npz.files}
         return proto
     if cfg.strategy == "l1prune":
-        ctx.importance = l1_importance(ctx.prototype_model)
+        ctx.importance = l1_importance(ctx.space_model)
     else:
         probe = ctx.test.subset(n_train=cfg.probe_samples, seed=cfg.split_seed)
-        ctx.importance = taylor_importance(ctx.prototype_model, probe.x_train, probe.y_train)
+        ctx.importance = taylor_importance(ctx.space_model, probe.x_train, probe.y_train)
     np.savez(importance_file, **ctx.importance)
     return proto
+
+
+def _space_root(ctx: Context, store, run_id: str, done: dict, reused: Path | None):
+    """Train (or load) the space root with the prototype's recipe (epochs, data, learning rate), convert and measure
+    it; a run that reuses a supernet (``reused``: its checkpoint folder) takes that run's root. Stored as the search
+    candidate ``space-root`` (cycle -1) with its accuracy drop against the prototype. Returns (model, result)."""
+    import keras
+
+    cfg, out = ctx.config, ctx.out
+    spec = ctx.space.prototype
+    path = out / SPACE_ROOT
+    if "space-root" in done and path.exists():
+        return keras.models.load_model(path, compile=False), candidate_from_row(done["space-root"])
+    if reused is not None and (reused.parent / SPACE_ROOT).is_file():
+        model = keras.models.load_model(reused.parent / SPACE_ROOT, compile=False)
+    elif ctx.executor is not None:
+        model = ctx.executor.train_prototype(ctx, "space_root")  # a Ray task, as the prototype's
+    else:
+        model = train_prototype(ctx, spec)
+    c, rows = assess(ctx, model, spec, candidate_id="space-root", cycle=-1, strategy=cfg.strategy, seed=cfg.seed,
+                     choices=ctx.space.prototype_choices(), phase="search", reference=ctx.prototype_result.int8_top1)
+    model.save(path)
+    write_candidate(store, run_id, c, spec.to_json(), rows)
+    log.info("space root %s: %s MACs, validation top-1 %.2f%% (prototype %.2f%%)", cfg.space_root, f"{c.macs:,}",
+             100 * c.int8_top1, 100 * ctx.prototype_result.int8_top1)
+    return model, c
+
+
+def _prototype_spec(ctx: Context):
+    """The run's prototype architecture for its dataset's input shape and classes."""
+    from toolkit.arch import get_prototype
+
+    cfg = ctx.config
+    return get_prototype(cfg.prototype, ctx.test.input_shape, ctx.test.num_classes, cfg.prototype_width)
 
 
 def train_prototype(ctx: Context, spec):
@@ -446,38 +488,57 @@ def _check_same_split(cfg: SynthesisConfig, run_file: Path) -> None:
             f"({cfg.data_fingerprint()}); use the same data options and data seed")
 
 
+def _reused_supernet(ctx: Context) -> Path | None:
+    """The checkpoint folder of the supernet this run reuses (``supernet_path``), or None. Refuses one trained over
+    another space (separable or not, another root) or on other images, with the fix; checked before anything is
+    trained."""
+    from toolkit.synthesis.supernet import has_checkpoint, read_state
+
+    cfg = ctx.config
+    if not (cfg.supernet_path and cfg.uses_supernet):
+        return None
+    given = Path(cfg.supernet_path)
+    given = given / "supernet" if (given / "supernet").is_dir() else given
+    if not has_checkpoint(given):
+        raise InvalidArgumentError(f"No trained supernet in {cfg.supernet_path!r}; pass the --out folder of a "
+                                   f"finished synthesis run with the same prototype and data")
+    state = read_state(given)
+    if bool(state.get("separable", False)) != ctx.space.separable:
+        raise InvalidArgumentError(
+            f"The supernet in {cfg.supernet_path!r} was trained {'with' if not cfg.separable else 'without'} "
+            f"separable blocks and this run searches {'with' if cfg.separable else 'without'} them; give "
+            f"--separable as that run did, or train a supernet for this run")
+    root = state.get("root")  # absent in checkpoints written before a space could have a root
+    if root != ctx.space.prototype.spec_hash() and (root is not None or cfg.space_root is not None):
+        raise InvalidArgumentError(
+            f"The supernet in {cfg.supernet_path!r} was trained over another architecture than this run's space "
+            f"root ({ctx.space.prototype.name}); give the same --space-root and --prototype-width as that run "
+            f"did, or train a supernet for this run")
+    if state.get("data") != cfg.data_fingerprint():
+        raise InvalidArgumentError(
+            f"The supernet in {cfg.supernet_path!r} was trained on other images ({state.get('data')}) than this run "
+            f"splits ({cfg.data_fingerprint()}): its training images could be in this run's validation split. "
+            f"Use the same data options and data seed, or train a supernet for this run")
+    return given
+
+
 def _build_evaluator(ctx: Context) -> None:
     from toolkit.synthesis.evaluator import PrunedPrototypeEvaluator, SupernetEvaluator
-    from toolkit.synthesis.supernet import Supernet, has_checkpoint, read_state
+    from toolkit.synthesis.supernet import Supernet
 
     cfg = ctx.config
     if not cfg.uses_supernet:
         ctx.evaluator = PrunedPrototypeEvaluator(ctx.prototype_model, ctx.space, ctx.importance, ctx.recal_x)
         return
-    sn = Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance)
+    sn = Supernet.from_prototype(ctx.space_model, ctx.space, ctx.importance)
     folder = ctx.out / "supernet"
-    if cfg.supernet_path:
-        given = Path(cfg.supernet_path)
-        given = given / "supernet" if (given / "supernet").is_dir() else given
-        if not has_checkpoint(given):
-            raise InvalidArgumentError(f"No trained supernet in {cfg.supernet_path!r}; pass the --out folder of a "
-                                       f"finished synthesis run with the same prototype and data")
-        if bool(read_state(given).get("separable", False)) != ctx.space.separable:
-            raise InvalidArgumentError(
-                f"The supernet in {cfg.supernet_path!r} was trained {'with' if not cfg.separable else 'without'} "
-                f"separable blocks and this run searches {'with' if cfg.separable else 'without'} them; give "
-                f"--separable as that run did, or train a supernet for this run")
-        trained_on = read_state(given).get("data")
-        if trained_on != cfg.data_fingerprint():
-            raise InvalidArgumentError(
-                f"The supernet in {cfg.supernet_path!r} was trained on other images ({trained_on}) than this run "
-                f"splits ({cfg.data_fingerprint()}): its training images could be in this run's validation split. "
-                f"Use the same data options and data seed, or train a supernet for this run")
+    given = _reused_supernet(ctx)
+    if given is not None:
         importance_file = given.parent / "importance.npz"
         if importance_file.is_file():  # channel order is the supernet's: take its importance too
             with np.load(importance_file) as npz:
                 ctx.importance = {k: npz[k] for k in npz.files}
-            sn = Supernet.from_prototype(ctx.prototype_model, ctx.space, ctx.importance)
+            sn = Supernet.from_prototype(ctx.space_model, ctx.space, ctx.importance)
             np.savez(ctx.out / "importance.npz", **ctx.importance)
         sn.load(given)
     elif ctx.executor is not None:
@@ -504,7 +565,9 @@ def _search_reference(ctx: Context, store, run_id: str, done: dict, proto: Candi
                          choices=ctx.space.prototype_choices(), phase="search", reference=None)
         write_candidate(store, run_id, c, spec.to_json(), rows)
     ctx.evaluated.setdefault(c.spec_hash, c)
-    ctx.search_reference = c.int8_top1
+    # With a space root, the search's drop is against the prototype: the candidate's loss against the root (both
+    # proxies) plus the root's own gap to the prototype (both trained with the prototype's recipe).
+    ctx.search_reference = c.int8_top1 + (proto.int8_top1 - ctx.space_result.int8_top1)
 
 
 class _Queued:

@@ -285,6 +285,7 @@ def train_supernet(sn: Supernet, x: np.ndarray, y: np.ndarray, epochs: int, fold
                     bar.update(1)
             history.append(SupernetEpoch(epoch + 1, float(np.mean(losses)), time.perf_counter() - t0))
             sn.save(folder, {"epochs_done": epoch + 1, "epochs": epochs, "data": data, "separable": sn.space.separable,
+                             "root": sn.space.prototype.spec_hash(),
                              "history": [h.__dict__ for h in history]})
             log.info("supernet epoch %d/%d: loss %.4f in %.0f s", epoch + 1, epochs, history[-1].loss,
                      history[-1].seconds)
