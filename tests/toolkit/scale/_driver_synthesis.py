@@ -4,11 +4,14 @@ candidate is stored, and resumed. Then one cycle of the same synthesis on a phon
 a `ferminet agent` of the cluster, the Ray tasks only converting and the driver queueing each measurement on the
 phone's actor; its prototype and supernet trained by Ray tasks. Prints one line, "RESULT <JSON>": each run's candidates and times.
 
-The Ray run starts from the in-process run's prototype, channel importance, per-op profile and supernet (copied or
-named, as `--supernet-from` does), so the two runs differ only in where candidates are evaluated.
+The in-process run starts from the prototype and supernet of the session's shared tiny host run (``tiny_synthesis``
+in tests/toolkit/conftest.py: same images, n_train=600 and data seed 0; TINY_RUN is its folder), so it trains neither:
+training them is not what it is compared on. The Ray run starts from the same prototype (the in-process run's copy),
+channel importance, per-op profile and supernet (copied or named, as `--supernet-from` does), so the two runs differ
+only in where candidates are evaluated. The phone run trains its own prototype and supernet, as Ray tasks.
 
-usage: _driver_synthesis.py WORKDIR            (the test)
-       _driver_synthesis.py WORKDIR --ray-run [--resume]   (the Ray run's driver, a child process)
+usage: _driver_synthesis.py WORKDIR TINY_RUN            (the test)
+       _driver_synthesis.py WORKDIR TINY_RUN --ray-run [--resume|--phones]   (a Ray run's driver, a child process)
 """
 import json
 import os
@@ -22,10 +25,18 @@ from pathlib import Path
 
 from toolkit.synthesis import SynthesisConfig, run_synthesis
 
-ws = Path(sys.argv[1])
-config = SynthesisConfig(prototype="resnet20", prototype_width=0.25, n_train=300, prototype_epochs=1,
+ws, tiny = Path(sys.argv[1]), Path(sys.argv[2])
+config = SynthesisConfig(prototype="resnet20", prototype_width=0.25, n_train=600, prototype_epochs=1,
                          supernet_epochs=1, cycles=2, population=2, final_k=1, retrain_reference=False,
                          requirements=("accuracy_drop<=100pt", "macs<=1.5M", "params<=0.9x"))
+
+
+def reusing(prototype: Path, supernet: Path) -> SynthesisConfig:
+    """``config`` starting from a trained prototype and supernet instead of training them."""
+    return SynthesisConfig(**{**config.to_dict(), "requirements": config.requirements,
+                              "width_options": config.width_options,
+                              "resolution_options": config.resolution_options,
+                              "prototype_path": str(prototype), "supernet_path": str(supernet)})
 
 
 def measurements(db):
@@ -70,6 +81,9 @@ if "--ray-run" in sys.argv:
         phone_config = SynthesisConfig(**{**config.to_dict(), "requirements": config.requirements,
                                           "width_options": config.width_options,
                                           "resolution_options": config.resolution_options, "cycles": 1,
+                                          # its own prototype and supernet, trained on 300 images (the
+                                          # supernet's time grows with its steps; cycle 0's proposals do not)
+                                          "n_train": 300,
                                           "profile_runs": 10, "target": "android", "device": serials[0],
                                           # --predictor on the driver, from a predictor of the in-process run's
                                           # host; share 1: every candidate still measured (on the phone)
@@ -82,17 +96,14 @@ if "--ray-run" in sys.argv:
     if "--resume" in sys.argv:
         run_synthesis(config, ws / "ray", resume=True, progress=False, executor=executor)
     else:
-        ray_config = SynthesisConfig(**{**config.to_dict(), "requirements": config.requirements,
-                                        "width_options": config.width_options,
-                                        "resolution_options": config.resolution_options,
-                                        "prototype_path": str(ws / "inprocess" / "prototype.keras"),
-                                        "supernet_path": str(ws / "inprocess")})
-        run_synthesis(ray_config, ws / "ray", ws / "ray.db", progress=False, executor=executor)
+        # the in-process run's prototype (its copy of the shared one) and the supernet it read (the shared run's)
+        run_synthesis(reusing(ws / "inprocess" / "prototype.keras", tiny), ws / "ray", ws / "ray.db",
+                      progress=False, executor=executor)
     sys.exit(0)
 
 out = {}
 t = time.monotonic()
-local = run_synthesis(config, ws / "inprocess", ws / "inprocess.db", progress=False)
+local = run_synthesis(reusing(tiny / "prototype.keras", tiny), ws / "inprocess", ws / "inprocess.db", progress=False)
 out["inprocess"] = {"wall_s": time.monotonic() - t, "phases": local.phase_seconds,
                     "candidates": candidates(ws / "inprocess.db"),
                     "finals": candidates(ws / "inprocess.db", "final")}
@@ -109,7 +120,7 @@ shared = ws / "ray"
 shared.mkdir()
 for name in ("prototype_op_profile.json", "importance.npz"):
     shutil.copy(ws / "inprocess" / name, shared / name)
-child = [sys.executable, __file__, str(ws), "--ray-run"]
+child = [sys.executable, __file__, str(ws), str(tiny), "--ray-run"]
 t = time.monotonic()
 first = subprocess.Popen(child)
 stored = []

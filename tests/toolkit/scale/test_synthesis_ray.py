@@ -2,14 +2,19 @@
 own network namespace) gives the same candidates, also when the Ray run's driver is killed mid-search and resumed;
 the driver alone writes the store. Then one cycle of it with a phone target: prototype and supernet trained by Ray
 tasks, the candidates converted by Ray tasks, screened by --predictor on the driver and measured on a virtual phone
-that a `ferminet agent` registered in the cluster."""
+that a `ferminet agent` registered in the cluster.
+
+The in-process and Ray runs start from the session's shared tiny run's prototype and supernet (``tiny_synthesis`` in
+tests/toolkit/conftest.py, same images): what they are compared on is the search and the final, not that training.
+The phone run still trains its own prototype and supernet, as Ray tasks."""
 import pytest
 
 
 @pytest.fixture(scope="module")
-def runs(ray_cluster, tmp_path_factory):
+def runs(tiny_synthesis, ray_cluster, tmp_path_factory):
     """One pass of _driver_synthesis.py: in-process, Ray (killed and resumed), Ray with the agent's phone."""
-    return ray_cluster.run_driver("_driver_synthesis.py", str(tmp_path_factory.mktemp("synthesis")), timeout=600)
+    return ray_cluster.run_driver("_driver_synthesis.py", str(tmp_path_factory.mktemp("synthesis")),
+                                  tiny_synthesis[0].out_dir, timeout=600)
 
 
 def test_same_seeds_same_candidates_in_process_and_on_ray_after_kill_and_resume(runs):
