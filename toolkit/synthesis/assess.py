@@ -111,6 +111,13 @@ class Context:
         self.executor = None  # None: this process evaluates; else e.g. toolkit.scale.tasks.RayExecutor
         self.screen = None  # --predictor: a toolkit.synthesis.screen.Screen (the loop sets it)
 
+    def prototype_spec(self):
+        """The run's prototype architecture for its dataset's input shape and classes."""
+        from toolkit.arch import get_prototype
+
+        cfg = self.config
+        return get_prototype(cfg.prototype, self.test.input_shape, self.test.num_classes, cfg.prototype_width)
+
     def _use_phones(self, farm) -> None:
         from toolkit.targets.farm import same_model
 

@@ -41,13 +41,38 @@ def best_final(finals) -> CandidateResult | None:
 def train_final(ctx: Context, choices: dict, name: str):
     """The final recipe: the evaluator's weights for ``choices``, then the prototype's epochs (or
     ``final_epochs``) on its data at ``final_learning_rate``."""
+    model, spec = ctx.evaluator.start(choices, name=name)
+    _final_recipe(ctx, model)
+    return model, spec
+
+
+def _final_recipe(ctx: Context, model) -> None:
     from toolkit.train import TrainBudget, train
 
     cfg = ctx.config
-    model, spec = ctx.evaluator.start(choices, name=name)
     teacher = ctx.prototype_model if cfg.distill else None
     train(model, ctx.train_data, TrainBudget(epochs=cfg.final_epochs or cfg.prototype_epochs),
           learning_rate=cfg.final_learning_rate, seed=cfg.seed, progress=ctx.progress, teacher=teacher)
+
+
+def train_reference(ctx: Context, name: str):
+    """The prototype architecture given the finals' extra training. Over the prototype's own space: the final
+    recipe from the supernet's largest sub-network (the prototype after its share of the supernet epochs). Over a
+    space root the supernet holds no prototype, so the trained prototype gets the supernet's epochs (at the
+    supernet's learning rate) first, then the final recipe. Returns (model, spec)."""
+    from toolkit.arch import build_model
+    from toolkit.train import TrainBudget, train
+
+    cfg = ctx.config
+    if cfg.space_root is None:
+        return train_final(ctx, ctx.space.prototype_choices(), name)
+    spec = dataclasses.replace(ctx.prototype_spec(), name=name)
+    model = build_model(spec, seed=cfg.seed)
+    model.set_weights(ctx.prototype_model.get_weights())
+    if cfg.supernet_epochs:
+        train(model, ctx.train_data, TrainBudget(epochs=cfg.supernet_epochs),
+              learning_rate=cfg.supernet_learning_rate, seed=cfg.seed, progress=ctx.progress)
+    _final_recipe(ctx, model)
     return model, spec
 
 
@@ -68,8 +93,8 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
         if cid in done:
             reference = candidate_from_row(done[cid])
         else:
-            choices = ctx.space.prototype_choices()
-            model, spec = train_final(ctx, choices, f"{cfg.prototype}_{cid}")
+            choices = {} if cfg.space_root else ctx.space.prototype_choices()  # not in a root's space
+            model, spec = train_reference(ctx, f"{cfg.prototype}_{cid}")
             try:
                 reference, rows = assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy,
                                          seed=None, choices=choices, phase="reference", reference=None)

@@ -229,7 +229,7 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
         phones = executor.phone_pool(config)  # the Ray cluster's phones, for a phone target
     try:  # loads data, reaches the target, checks a reused supernet: fails before anything is written
         ctx = Context(config, out, requirements, phones=phones)
-        ctx.space = config.space(_prototype_spec(ctx))
+        ctx.space = config.space(ctx.prototype_spec())
         _reused_supernet(ctx)
     except BaseException:
         if phones is not None:
@@ -358,7 +358,7 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
     from toolkit.synthesis.inquisitor import taylor_importance
 
     cfg, out = ctx.config, ctx.out
-    spec = _prototype_spec(ctx)
+    spec = ctx.prototype_spec()
     ctx.space = cfg.space(spec)
     reused = _reused_supernet(ctx)  # a mismatched supernet is refused before anything is trained
     proto_path = out / "prototype.keras"
@@ -381,7 +381,8 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
         else:
             model = train_prototype(ctx, spec)
         proto, rows = assess(ctx, model, spec, candidate_id="prototype", cycle=-1, strategy="prototype",
-                             seed=cfg.seed, choices=ctx.space.prototype_choices(), phase="prototype",
+                             seed=cfg.seed, choices={} if cfg.space_root else ctx.space.prototype_choices(),
+                             phase="prototype",
                              reference=None, folder=out)
         model.save(proto_path)
         ctx.prototype_model = model
@@ -443,14 +444,6 @@ def _space_root(ctx: Context, store, run_id: str, done: dict, reused: Path | Non
     log.info("space root %s: %s MACs, validation top-1 %.2f%% (prototype %.2f%%)", cfg.space_root, f"{c.macs:,}",
              100 * c.int8_top1, 100 * ctx.prototype_result.int8_top1)
     return model, c
-
-
-def _prototype_spec(ctx: Context):
-    """The run's prototype architecture for its dataset's input shape and classes."""
-    from toolkit.arch import get_prototype
-
-    cfg = ctx.config
-    return get_prototype(cfg.prototype, ctx.test.input_shape, ctx.test.num_classes, cfg.prototype_width)
 
 
 def train_prototype(ctx: Context, spec):
