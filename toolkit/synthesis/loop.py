@@ -10,6 +10,9 @@
            target; so does the prototype architecture itself (the reference), so no network wins by having been
            trained longer.
 
+With a space root (``space_root``, ``--space-root``) the space, supernet, importance and op profile come from the
+root (trained after the prototype with its recipe, stored as ``space-root``); the prototype stays the reference.
+
 Every decision (elite, finals, best) is made on the validation split; the test split is read once per reported
 network (the prototype, the reference and the finals), never during the search. Every candidate is written to
 the store the moment it finishes (candidate, model and measurement rows in one transaction). Candidate ids and
