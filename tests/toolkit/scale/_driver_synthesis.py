@@ -81,10 +81,9 @@ if "--ray-run" in sys.argv:
         phone_config = SynthesisConfig(**{**config.to_dict(), "requirements": config.requirements,
                                           "width_options": config.width_options,
                                           "resolution_options": config.resolution_options, "cycles": 1,
-                                          # its own prototype and supernet, trained on 160 images (128 to
-                                          # train on: one supernet step of 128; the supernet's time grows with
-                                          # its steps, cycle 0's proposals do not depend on them)
-                                          "n_train": 160,
+                                          # its own prototype and supernet, trained on 300 images (as before
+                                          # the other runs moved to the shared tiny run's 600)
+                                          "n_train": 300,
                                           "profile_runs": 10, "target": "android", "device": serials[0],
                                           # --predictor on the driver, from a predictor of the in-process run's
                                           # host; share 1: every candidate still measured (on the phone)
