@@ -251,7 +251,14 @@ def train_supernet(sn: Supernet, x: np.ndarray, y: np.ndarray, epochs: int, fold
     model = sn.model
     n_sub = 2 + n_random
 
-    @tf.function(reduce_retracing=True)
+    # One trace for every step: image sides vary with the sub-networks' resolutions and the last batch is smaller;
+    # without a signature each new combination of sides was traced again (tens of seconds each, on 2 cores).
+    mask_specs = [tf.TensorSpec((n_sub, width), tf.float32) for width in
+                  (int(m.shape[1]) for m in sn.masks(sn.largest))]
+    signature = ([tf.TensorSpec((None, None, None, int(x.shape[-1])), tf.float32)] * n_sub,
+                 tf.TensorSpec((None,), tf.as_dtype(y.dtype)), mask_specs)
+
+    @tf.function(input_signature=signature)
     def step(images, yb, stacked):  # images[i]: the batch at sub-network i's resolution
         with tf.GradientTape() as tape:
             logits = model([images[0], *[m[0:1] for m in stacked]], training=True)
