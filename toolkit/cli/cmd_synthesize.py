@@ -53,7 +53,8 @@ def print_candidates(rows, header: bool = True) -> None:
 _RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", "device", "devices", "require_on",
                  "require", "objective",
                  "strategy", "budget", "population", "prototype_epochs", "supernet_epochs", "supernet_from",
-                 "final_k", "final_epochs", "final_lr", "resolutions", "separable", "space_root", "distill", "no_reference_retrain",
+                 "final_k", "final_epochs", "final_lr", "resolutions", "separable", "space_root", "distill",
+                 "no_reference_retrain",
                  "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed", "predictor",
                  "measure_share", "refit_every")
 
@@ -67,7 +68,8 @@ def register(subparsers) -> None:
                     "target, and update the generator toward networks that meet the requirements with the best U. "
                     "The best k get the prototype's training budget and are reported on the test split. "
                     "Baselines: --strategy random|width|l1prune.")
-    p.add_argument("--prototype", default="resnet20", help="resnet20 | mobilenetv2 | vgg_small | dsnet (default resnet20)")
+    p.add_argument("--prototype", default="resnet20",
+                   help="resnet20 | mobilenetv2 | vgg_small | dsnet (default resnet20)")
     p.add_argument("--prototype-width", type=float, default=1.0, help="width multiplier of the prototype")
     add_data_arguments(p)
     p.add_argument("--target", choices=("host", "android"), default="host")

@@ -101,6 +101,7 @@ class Context:
         self.space_result: CandidateResult | None = None  # its assessment (validation top-1, MACs, ...)
         self.importance: dict[str, np.ndarray] = {}
         self.space = None
+        self.reused_supernet: Path | None = None  # the checkpoint folder of a supernet this run reuses (checked)
         self.evaluator = None
         self.op_profile: tuple = ()  # the target's per-op profile of the prototype (empty: cost from MACs)
         self.search_reference: float | None = None  # proxy top-1 of the prototype architecture (validation)
@@ -117,6 +118,10 @@ class Context:
 
         cfg = self.config
         return get_prototype(cfg.prototype, self.test.input_shape, self.test.num_classes, cfg.prototype_width)
+
+    def prototype_choices(self) -> dict:
+        """The prototype as choices of the run's space; none when the space comes from another root."""
+        return {} if self.config.space_root else self.space.prototype_choices()
 
     def _use_phones(self, farm) -> None:
         from toolkit.targets.farm import same_model

@@ -114,7 +114,8 @@ class SynthesisConfig:
             raise InvalidArgumentError(f"separable must be True or False. Received: separable={self.separable!r}")
         if self.space_root is not None:
             if self.space_root not in PROTOTYPES:
-                raise InvalidArgumentError(f"Unknown space root {self.space_root!r}. Use one of {', '.join(PROTOTYPES)}")
+                raise InvalidArgumentError(f"Unknown space root {self.space_root!r}. "
+                                           f"Use one of {', '.join(PROTOTYPES)}")
             if self.strategy not in ("gensynth", "random"):
                 raise InvalidArgumentError(f"--space-root is for the gensynth and random strategies: {self.strategy} "
                                            f"scales the prototype itself. Drop --space-root. "

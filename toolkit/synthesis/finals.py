@@ -93,7 +93,7 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
         if cid in done:
             reference = candidate_from_row(done[cid])
         else:
-            choices = {} if cfg.space_root else ctx.space.prototype_choices()  # not in a root's space
+            choices = ctx.prototype_choices()
             model, spec = train_reference(ctx, f"{cfg.prototype}_{cid}")
             try:
                 reference, rows = assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy,

@@ -21,7 +21,7 @@ from toolkit.errors import InvalidArgumentError, ToolkitError
 from toolkit.synthesis.assess import CandidateResult, Context, assess, write_candidate
 from toolkit.synthesis.config import SynthesisConfig
 from toolkit.synthesis.finals import run_reference, train_final
-from toolkit.synthesis.loop import RunLock, _build_evaluator, _prototype, _search_reference, read_run_file
+from toolkit.synthesis.loop import RunLock, _build_evaluator, _prototype, _search_reference, open_space, read_run_file
 from toolkit.synthesis.requirements import parse_requirements
 
 
@@ -88,6 +88,7 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
     source_run = saved["run_id"]
     with RunLock(run):
         ctx = Context(config, run, parse_requirements(config.requirements))
+        open_space(ctx)
         ctx.progress = progress
         out = run / "generated"
         out.mkdir(exist_ok=True)

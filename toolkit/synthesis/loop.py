@@ -232,8 +232,7 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
         phones = executor.phone_pool(config)  # the Ray cluster's phones, for a phone target
     try:  # loads data, reaches the target, checks a reused supernet: fails before anything is written
         ctx = Context(config, out, requirements, phones=phones)
-        ctx.space = config.space(ctx.prototype_spec())
-        _reused_supernet(ctx)
+        open_space(ctx)
     except BaseException:
         if phones is not None:
             phones.close()
@@ -362,8 +361,6 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
 
     cfg, out = ctx.config, ctx.out
     spec = ctx.prototype_spec()
-    ctx.space = cfg.space(spec)
-    reused = _reused_supernet(ctx)  # a mismatched supernet is refused before anything is trained
     proto_path = out / "prototype.keras"
     if "prototype" in done and proto_path.exists():
         proto = candidate_from_row(done["prototype"])
@@ -384,8 +381,7 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
         else:
             model = train_prototype(ctx, spec)
         proto, rows = assess(ctx, model, spec, candidate_id="prototype", cycle=-1, strategy="prototype",
-                             seed=cfg.seed, choices={} if cfg.space_root else ctx.space.prototype_choices(),
-                             phase="prototype",
+                             seed=cfg.seed, choices=ctx.prototype_choices(), phase="prototype",
                              reference=None, folder=out)
         model.save(proto_path)
         ctx.prototype_model = model
@@ -393,7 +389,7 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
     ctx.prototype_result = proto
     ctx.space_model, ctx.space_result = ctx.prototype_model, proto
     if cfg.space_root is not None:
-        ctx.space_model, ctx.space_result = _space_root(ctx, store, run_id, done, reused)
+        ctx.space_model, ctx.space_result = _space_root(ctx, store, run_id, done)
     from toolkit.targets.base import OpStat
 
     profile_file = out / OP_PROFILE
@@ -423,10 +419,10 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
     return proto
 
 
-def _space_root(ctx: Context, store, run_id: str, done: dict, reused: Path | None):
+def _space_root(ctx: Context, store, run_id: str, done: dict):
     """Train (or load) the space root with the prototype's recipe (epochs, data, learning rate), convert and measure
-    it; a run that reuses a supernet (``reused``: its checkpoint folder) takes that run's root. Stored as the search
-    candidate ``space-root`` (cycle -1) with its accuracy drop against the prototype. Returns (model, result)."""
+    it; a run that reuses a supernet takes that run's root. Stored as the search candidate ``space-root`` (cycle -1)
+    with its accuracy drop against the prototype. Returns (model, result)."""
     import keras
 
     cfg, out = ctx.config, ctx.out
@@ -434,6 +430,7 @@ def _space_root(ctx: Context, store, run_id: str, done: dict, reused: Path | Non
     path = out / SPACE_ROOT
     if "space-root" in done and path.exists():
         return keras.models.load_model(path, compile=False), candidate_from_row(done["space-root"])
+    reused = ctx.reused_supernet
     if reused is not None and (reused.parent / SPACE_ROOT).is_file():
         model = keras.models.load_model(reused.parent / SPACE_ROOT, compile=False)
     elif ctx.executor is not None:
@@ -484,10 +481,16 @@ def _check_same_split(cfg: SynthesisConfig, run_file: Path) -> None:
             f"({cfg.data_fingerprint()}); use the same data options and data seed")
 
 
+def open_space(ctx: Context) -> None:
+    """Set the run's decision space and the supernet it reuses (``ctx.reused_supernet``), refusing a mismatched one:
+    done once, before anything is trained or written."""
+    ctx.space = ctx.config.space(ctx.prototype_spec())
+    ctx.reused_supernet = _reused_supernet(ctx)
+
+
 def _reused_supernet(ctx: Context) -> Path | None:
     """The checkpoint folder of the supernet this run reuses (``supernet_path``), or None. Refuses one trained over
-    another space (separable or not, another root) or on other images, with the fix; checked before anything is
-    trained."""
+    another space (separable or not, another root) or on other images, with the fix."""
     from toolkit.synthesis.supernet import has_checkpoint, read_state
 
     cfg = ctx.config
@@ -528,7 +531,7 @@ def _build_evaluator(ctx: Context) -> None:
         return
     sn = Supernet.from_prototype(ctx.space_model, ctx.space, ctx.importance)
     folder = ctx.out / "supernet"
-    given = _reused_supernet(ctx)
+    given = ctx.reused_supernet
     if given is not None:
         importance_file = given.parent / "importance.npz"
         if importance_file.is_file():  # channel order is the supernet's: take its importance too
