@@ -55,7 +55,10 @@ def build_block(x, b: BlockSpec, num_classes: int, init, post_bn=_no_hook):
         x = post_bn(x, f"{n}_bn")
         return layers.ReLU(name=f"{n}_relu")(x)
     if b.kind == "depthwise_separable":
+        inp = x
         x = _separable(x, b, n, b.stride, init, post_bn)
+        if b.residual and b.stride == 1 and int(inp.shape[-1]) == b.filters:
+            x = layers.Add(name=f"{n}_add")([inp, x])
         return layers.ReLU(name=f"{n}_pw_relu")(x)
     if b.kind == "inverted_residual":
         inp = x

@@ -10,7 +10,8 @@
   (``synthesize --space-root dsnet``) rather than a reference: a 3x3 stem of 32, three separable blocks of 64 (the
   first with stride 2) and five of 160 (the first with stride 2). It spends its MACs on wide separable layers at a
   quarter of the input's side, where a 28x28 network of about 3M MACs was measured most accurate (issue 10,
-  ``benchmarks/space_from_scratch.py``). For inputs over 64 px the stem has stride 2 as well.
+  ``benchmarks/space_from_scratch.py``). Its stride-1 blocks add their input (``residual=True``), so a search can
+  skip one without cutting the path through it. For inputs over 64 px the stem has stride 2 as well.
 """
 from __future__ import annotations
 
@@ -70,8 +71,8 @@ def _dsnet(input_shape, num_classes, wm):
     small = min(input_shape[0], input_shape[1]) <= 64
     blocks = [BlockSpec("conv_bn_relu", "stem", _width(32, wm), stride=1 if small else 2)]
     for stage, (channels, repeats) in enumerate(((64, 3), (160, 5)), start=1):
-        blocks += [BlockSpec("depthwise_separable", f"s{stage}b{i}", _width(channels, wm), stride=2 if i == 0 else 1)
-                   for i in range(repeats)]
+        blocks += [BlockSpec("depthwise_separable", f"s{stage}b{i}", _width(channels, wm), stride=2 if i == 0 else 1,
+                             residual=i > 0) for i in range(repeats)]
     blocks.append(BlockSpec("classifier", "head"))
     return ArchSpec("dsnet", input_shape, num_classes, tuple(blocks))
 

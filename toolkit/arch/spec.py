@@ -7,7 +7,9 @@ to a child generated from it.
 Block kinds
 -----------
 ``conv_bn_relu``         k x k conv (no bias) -> BatchNorm -> ReLU
-``depthwise_separable``  k x k depthwise -> BN -> ReLU -> 1x1 conv -> BN -> ReLU
+``depthwise_separable``  k x k depthwise -> BN -> ReLU -> 1x1 conv -> BN -> ReLU; with ``residual=True`` (stride 1,
+                         same width) the input is added before the last ReLU (layer ``<block>_add``), so skipping
+                         the block removes a correction rather than a whole transformation
 ``inverted_residual``    MobileNetV2: 1x1 expand (x expansion) -> BN -> ReLU6 -> k x k depthwise -> BN -> ReLU6
                          -> 1x1 project -> BN, plus the input when stride 1 and widths match
 ``resnet_basic``         two k x k convs with BN (ReLU between), shortcut (1x1 conv + BN when stride or width
@@ -49,6 +51,7 @@ class BlockSpec:
     pool_type: str = "max"
     dropout: float = 0.0
     separable: bool = False  # resnet_basic only: depthwise-separable convs (see the module docstring)
+    residual: bool = False  # depthwise_separable only: add the input before the last ReLU (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.kind not in BLOCK_KINDS:
@@ -63,6 +66,10 @@ class BlockSpec:
         if self.separable and self.kind != "resnet_basic":
             raise InvalidArgumentError(f"Only resnet_basic blocks can be separable. Received: kind={self.kind!r}, "
                                        f"separable=True in block {self.name!r}")
+        if self.residual and self.kind != "depthwise_separable":
+            raise InvalidArgumentError(f"Only depthwise_separable blocks take residual=True (resnet_basic and "
+                                       f"inverted_residual have their own shortcut). Received: kind={self.kind!r}, "
+                                       f"residual=True in block {self.name!r}")
 
     def removable(self, in_channels: int) -> bool:
         """True when the block maps its input to an output of the same shape (so it can be skipped)."""
@@ -71,11 +78,12 @@ class BlockSpec:
 
 
 def _block_dict(b: BlockSpec) -> dict:
-    """The block's fields; ``separable`` only when set, so blocks written before it existed read (and hash) the
-    same."""
+    """The block's fields; ``separable`` and ``residual`` only when set, so blocks written before they existed read
+    (and hash) the same."""
     d = asdict(b)
-    if not d["separable"]:
-        del d["separable"]
+    for flag in ("separable", "residual"):
+        if not d[flag]:
+            del d[flag]
     return d
 
 

@@ -81,3 +81,35 @@ def test_bad_specs():
         BlockSpec("transformer", "t", 8)
     with pytest.raises(InvalidArgumentError, match="classifier"):
         ArchSpec("x", (8, 8, 1), 2, (BlockSpec("conv_bn_relu", "c", 4),))
+
+
+def test_residual_separable_block_adds_its_input_and_keeps_old_hashes():
+    plain = BlockSpec("depthwise_separable", "b", 4)
+    spec = ArchSpec("r", (6, 6, 4), 2, (BlockSpec("depthwise_separable", "b", 4, residual=True),
+                                        BlockSpec("classifier", "head")))
+    model = build_model(spec, seed=0)
+    # With the 1x1 conv zeroed the separable path gives 0 (BN in inference mode keeps 0 with its initial
+    # statistics), so the block's output is ReLU(input): the input was added.
+    pw = model.get_layer("b_pw")
+    pw.set_weights([np.zeros_like(w) for w in pw.get_weights()])
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 4)).astype(np.float32)
+    block_out = keras.Model(model.input, model.get_layer("b_pw_relu").output)(x)
+    np.testing.assert_allclose(block_out, np.maximum(x, 0), atol=1e-5)
+    # A widening or strided block has no shortcut to add: it builds without one.
+    wide = ArchSpec("w", (6, 6, 4), 2, (BlockSpec("depthwise_separable", "b", 8, residual=True),
+                                        BlockSpec("classifier", "head")))
+    assert "b_add" not in [layer.name for layer in build_model(wide).layers]
+    # The flag is written only when set: a plain block hashes as before the flag existed.
+    assert "residual" not in ArchSpec("p", (6, 6, 4), 2, (plain, BlockSpec("classifier", "head"))).to_json()
+    assert ArchSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(InvalidArgumentError, match="residual=True in block 'c'"):
+        BlockSpec("conv_bn_relu", "c", 4, residual=True)
+
+
+def test_dsnet_stride_one_blocks_are_residual():
+    spec = get_prototype("dsnet", (28, 28, 1), 10)
+    blocks = {b.name: b for b in spec.blocks}
+    assert [n for n, b in blocks.items() if b.residual] == ["s1b1", "s1b2", "s2b1", "s2b2", "s2b3", "s2b4"]
+    assert not blocks["s1b0"].residual and blocks["s1b0"].stride == 2
+    model = build_model(spec, seed=0)
+    assert sum(layer.name.endswith("_add") for layer in model.layers) == 6
