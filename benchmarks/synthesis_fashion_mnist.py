@@ -126,6 +126,7 @@ def main() -> int:
     print(header)
     summary = {}
     tau_proxy, tau_final = [], []
+    per_supernet: dict[str, dict] = {}  # the run whose supernet gave the proxies -> its strategies and pairs
     for strategy, r in results.items():
         finals = []
         for c in r.finals:
@@ -147,6 +148,11 @@ def main() -> int:
             if strategy != "l1prune" and c.proxy_top1 is not None:
                 tau_proxy.append(c.proxy_top1)
                 tau_final.append(c.int8_top1)
+                owner = "width" if strategy == "width" and args.space_root else "gensynth"
+                group = per_supernet.setdefault(owner, {"strategies": [], "proxy": [], "final": []})
+                group["strategies"] += [strategy] if strategy not in group["strategies"] else []
+                group["proxy"].append(c.proxy_top1)
+                group["final"].append(c.int8_top1)
         searched = [c for c in r.candidates if c.status == "ok"]
         search_s = r.phase_seconds.get("search", 0.0)
         summary[strategy] = {"finals": finals, "candidates": len(r.candidates),
@@ -168,6 +174,14 @@ def main() -> int:
     best = min(meeting, key=lambda f: f["macs"]) if meeting else None
     print(f"\nKendall tau (proxy top-1 vs final-trained top-1, validation, {len(tau_proxy)} sub-networks): "
           + (f"{tau:.3f} (target >= 0.5)" if tau is not None else "n/a"))
+    tau_per_supernet = {}
+    for owner, group in per_supernet.items():
+        value = kendall_tau(group["proxy"], group["final"])
+        tau_per_supernet[owner] = {"kendall_tau": value, "networks": len(group["proxy"]),
+                                   "strategies": group["strategies"]}
+        if len(per_supernet) > 1:
+            print(f"  of which {owner}'s supernet ({', '.join(group['strategies'])}), {len(group['proxy'])} "
+                  "sub-networks: " + (f"{value:.3f}" if value is not None else "n/a"))
     print("P5 candidates per hour in the gensynth search: " + (f"{per_hour:.0f} (target >= 300)" if per_hour else "n/a"))
     if best:
         print(f"P1 best synthesized network meeting <= 1.0 pt on test: {best['candidate_id']}, {best['macs_ratio']:.1f}x "
@@ -208,7 +222,8 @@ def main() -> int:
                             "test_top1_as_trained": proto.test_top1,
                             "test_top1_retrained": ref.test_top1 if ref else None, "val_top1": proto.int8_top1},
               "strategies": summary, "candidates_per_hour": per_hour, "kendall_tau": tau,
-              "kendall_tau_networks": len(tau_proxy), "phase_seconds": phase_seconds, "total_seconds": total}
+              "kendall_tau_networks": len(tau_proxy), "kendall_tau_per_supernet": tau_per_supernet,
+              "phase_seconds": phase_seconds, "total_seconds": total}
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2))
