@@ -143,12 +143,12 @@ class Context:
         ones). One target: measured now, in this thread (the future is done on return). Several phones: queued on
         the farm, on a phone of the require-on model and one of each other model. With --predictor (``screen``), a
         search candidate (``facts``, a :class:`toolkit.synthesis.screen.CandidateFacts`) may get its prediction
-        instead: a done future whose Measurement's sources are ``predicted:<device>``, and no other futures."""
+        instead: a done future whose Measurement's sources are ``predicted:<device>``, and for each other model a
+        done future with that model's own prediction, or its measurement queued while it has no predictor yet."""
         if screen and self.screen is not None:
             return self.screen.measure(self, tflite_path, options, facts)
         if self.farm is not None:
-            others = tuple(self.farm.submit(tflite_path, options, model=m) for m in self.farm.models()
-                           if m != self.require_on)
+            others = tuple(self.farm.submit(tflite_path, options, model=m) for m in self.other_models())
             return self.farm.submit(tflite_path, options, model=self.require_on), others
         future: Future = Future()
         try:
@@ -156,6 +156,11 @@ class Context:
         except ToolkitError as exc:
             future.set_exception(exc)
         return future, ()
+
+    def other_models(self) -> list[str]:
+        """The farm's device models other than the require-on one, in the order :meth:`measure` returns their
+        futures (none without a farm)."""
+        return [] if self.farm is None else [m for m in self.farm.models() if m != self.require_on]
 
     def close(self) -> None:
         if self.farm is not None:
