@@ -153,7 +153,8 @@ def register(subparsers) -> None:
                         "--measure-share of the rest; the others store the prediction, labelled predicted:<device>. "
                         "FILE: a predictor `ferminet predictor fit` saved; without FILE the run fits its own after "
                         "its first 5 measurements (prototype and search reference included). Refitted on measured "
-                        "rows only, every --refit-every new ones. The prototype, reference and finals are always "
+                        "rows only, every --refit-every new ones. Phones of several device models: one predictor "
+                        "per model (FILE is the --require-on model's). The prototype, reference and finals are always "
                         "measured. Counters (measurements saved, band misses) in RUN/screen.json")
     p.add_argument("--measure-share", type=_share, default=0.2,
                    help="with --predictor: share of the otherwise-predicted candidates measured anyway, chosen per "
