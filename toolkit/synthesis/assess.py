@@ -137,18 +137,21 @@ class Context:
         self.require_on = matching[0]
         self.target = farm.target(self.require_on)
 
-    def measure(self, tflite_path: Path, options, facts=None, *, screen: bool = True
+    def measure(self, tflite_path: Path, options, facts=None, *, screen: bool = True, models=None
                 ) -> tuple[Future, tuple[Future, ...]]:
         """Queue the measurement of ``tflite_path``: (the one requirements are judged on, the other device models'
         ones). One target: measured now, in this thread (the future is done on return). Several phones: queued on
         the farm, on a phone of the require-on model and one of each other model. With --predictor (``screen``), a
         search candidate (``facts``, a :class:`toolkit.synthesis.screen.CandidateFacts`) may get its prediction
         instead: a done future whose Measurement's sources are ``predicted:<device>``, and for each other model a
-        done future with that model's own prediction, or its measurement queued while it has no predictor yet."""
+        done future with that model's own prediction, or its measurement queued while it has no predictor yet.
+        ``models``: the other models, in the order of their futures (default :meth:`other_models`; the screen
+        passes the list it keys its predictors by)."""
         if screen and self.screen is not None:
             return self.screen.measure(self, tflite_path, options, facts)
         if self.farm is not None:
-            others = tuple(self.farm.submit(tflite_path, options, model=m) for m in self.other_models())
+            others = tuple(self.farm.submit(tflite_path, options, model=m)
+                           for m in (self.other_models() if models is None else models))
             return self.farm.submit(tflite_path, options, model=self.require_on), others
         future: Future = Future()
         try:

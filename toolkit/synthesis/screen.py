@@ -237,7 +237,7 @@ class Screen:
         models = ctx.other_models()
         fits = [self._other(m) for m in models]
         if facts is None or not facts.screenable:
-            measured, others = ctx.measure(tflite_path, options, screen=False)
+            measured, others = ctx.measure(tflite_path, options, screen=False, models=models)
             self._hook(measured, kernels, self._main, None)
             for fit, future in zip(fits, others):
                 self._hook(future, kernels, fit, None)
@@ -262,7 +262,7 @@ class Screen:
         with self._lock:
             self.decisions[facts.candidate_id] = decision
         if reason is not None:
-            measured, others = ctx.measure(tflite_path, options, screen=False)
+            measured, others = ctx.measure(tflite_path, options, screen=False, models=models)
             self._hook(measured, kernels, self._main, decision)
             for fit, future in zip(fits, others):
                 self._hook(future, kernels, fit, entries[fit.model])
