@@ -84,10 +84,17 @@ def test_screened_run_predicts_some_measures_where_it_matters(screened):
     order = sorted(decisions, key=lambda c: (rows[c]["cycle"], c))
     first_predicted = next(i for i, c in enumerate(order) if decisions[c]["action"] == "predicted")
     assert all(decisions[c]["reason"] == "warm-up" for c in order[:3]) and first_predicted >= 3
-    # Refitted as measurements arrived (the first fit and at least one refit), on measured rows only.
-    assert summary["refits"] >= 2
-    fitted_on = int(re.search(r"(\d+) networks", summary["predictor"]).group(1))
-    assert 5 <= fitted_on <= summary["measured"] + 2  # prototype + search reference + measured candidates
+    # Fitted and refitted by the rule, on measured rows only: before each decision, once 5 networks are measured
+    # (prototype + search reference + measured candidates), then every --refit-every (3) new ones. How many
+    # candidates get measured after the first fit depends on the host's timings, so the count is replayed from
+    # the decisions rather than fixed.
+    measured_rows, fitted_at, refits = 2, None, 0
+    for c in order:
+        if (fitted_at is None and measured_rows >= 5) or (fitted_at is not None and measured_rows - fitted_at >= 3):
+            fitted_at, refits = measured_rows, refits + 1
+        measured_rows += decisions[c]["action"] == "measured"
+    assert refits >= 1 and summary["refits"] == refits
+    assert int(re.search(r"(\d+) networks", summary["predictor"]).group(1)) == fitted_at
     # Band misses are counted over measured candidates that also had a prediction.
     assert summary["checked_latency"] == sum(1 for d in decisions.values()
                                              if d["action"] == "measured" and d["predicted_latency_ms"] is not None)
