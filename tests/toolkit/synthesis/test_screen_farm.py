@@ -23,7 +23,7 @@ def test_two_device_models_each_get_their_own_predictor(tmp_path, tiny_synthesis
     db = tmp_path / "farm.db"
     with VirtualPhone("pixel_6") as a, VirtualPhone("pixel_4a") as b:
         config = dataclasses.replace(host_config, target="android", device=a.serial, devices=(a.serial, b.serial),
-                                     cycles=3, population=3, final_k=0, screen=True, measure_share=0.2,
+                                     cycles=3, population=4, final_k=0, screen=True, measure_share=0.2,
                                      refit_every=3, **reuse_tiny)
         result = run_synthesis(config, tmp_path / "run", db, progress=False)
     assert result.stopped == "done"
