@@ -10,6 +10,9 @@ against the run's final reference: only those are synthesized networks.
 
 Networks that pass are kept as ``generated/seed-<n>...``; the others are reported with the requirement they
 missed, and their files removed.
+
+``evaluate_networks(run_dir, propose)`` does the same for any networks of a finished gensynth, random or width
+run's space (``benchmarks/proxy_rank.py`` uses it to measure how well the search's proxy ranks final accuracy).
 """
 from __future__ import annotations
 
@@ -67,9 +70,7 @@ def _discard_files(c: CandidateResult) -> CandidateResult:
 
 def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finalize: bool = False,
              progress: bool = False) -> GenerateResult:
-    from toolkit.store import Store
     from toolkit.synthesis.generator import Generator
-    from toolkit.synthesis.supernet import has_checkpoint, read_state
 
     run = Path(run_dir)
     saved = read_run_file(run)
@@ -78,13 +79,39 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
         raise InvalidArgumentError(f"Run {saved['run_id']} used strategy {config.strategy!r}; only gensynth runs "
                                    f"learn a generator")
     generator = Generator.load(run / "generator.json")
+    seeds = parse_seeds(seeds) if isinstance(seeds, str) else tuple(seeds)
+
+    def propose(space):
+        return [(f"seed-{seed}", seed, generator.sample(seed).choices) for seed in seeds]
+
+    return evaluate_networks(run, propose, db, finalize=finalize, progress=progress, kind="generate",
+                             strategy="generated", command=f"generate {run} --seeds {','.join(map(str, seeds))}"
+                             + (" --finalize" if finalize else ""), options={"seeds": list(seeds)})
+
+
+def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None, *, finalize: bool = False,
+                      progress: bool = False, kind: str = "sample", strategy: str = "sampled", command: str = "",
+                      options: dict | None = None, keep: bool = True) -> GenerateResult:
+    """Evaluate networks of a finished run's space as its search did, and with ``finalize`` as its finals were.
+
+    ``propose(space)`` -> [(candidate_id, seed or None, choices)], called once the run's space is open. Each
+    network is stored (as ``strategy``) under a run of its own (``kind``, ``command``, ``options``) in the run's store; with
+    ``keep`` the files of those that meet the requirements stay in RUN/generated/. Needs a trained supernet."""
+    from toolkit.store import Store
+    from toolkit.synthesis.supernet import has_checkpoint, read_state
+
+    run = Path(run_dir)
+    saved = read_run_file(run)
+    config = SynthesisConfig.from_dict(saved["config"])
+    if not config.uses_supernet:
+        raise InvalidArgumentError(f"Run {saved['run_id']} ({config.strategy}) has no supernet to take weights from; "
+                                   f"pass a gensynth, random or width run")
     if config.supernet_path is None:
         state = read_state(run / "supernet") if has_checkpoint(run / "supernet") else {}
         if state.get("epochs_done") != config.supernet_epochs:
             raise InvalidArgumentError(f"The run in {str(run)!r} has not finished training its supernet; resume it "
                                        f"first: ferminet synthesize --out {run} --resume")
     db = Path(db or saved.get("db", "ferminet.db"))
-    seeds = parse_seeds(seeds) if isinstance(seeds, str) else tuple(seeds)
     source_run = saved["run_id"]
     with RunLock(run):
         ctx = Context(config, run, parse_requirements(config.requirements))
@@ -102,43 +129,43 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
             _search_reference(ctx, store, source_run, done, proto)
             if finalize:
                 run_reference(ctx, store, source_run, done, proto)
-            run_id = store.start_run("generate", command=f"generate {run} --seeds {','.join(map(str, seeds))}"
-                                     + (" --finalize" if finalize else ""),
-                                     options={"source_run": source_run, "seeds": list(seeds), "finalize": finalize})
+            proposals = propose(ctx.space)
+            run_id = store.start_run(kind, command=command,
+                                     options={"source_run": source_run, "finalize": finalize, **(options or {})})
             sampled, networks = [], []
-            for seed in seeds:
-                sample = generator.sample(seed)
-                cid = f"seed-{seed}"
+            for cid, seed, choices in proposals:
+                spec = ctx.space.apply(choices)
+                spec_hash, spec_json = spec.spec_hash(), spec.to_json()
                 try:
-                    model, spec = ctx.evaluator.proxy(sample.choices, name=f"{config.prototype}_{cid}")
-                    c, stored = assess(ctx, model, spec, candidate_id=cid, cycle=0, strategy="generated", seed=seed,
-                                       choices=sample.choices, phase="search", reference=ctx.search_reference,
+                    model, spec = ctx.evaluator.proxy(choices, name=f"{config.prototype}_{cid}")
+                    c, stored = assess(ctx, model, spec, candidate_id=cid, cycle=0, strategy=strategy, seed=seed,
+                                       choices=choices, phase="search", reference=ctx.search_reference,
                                        folder=out)
                 except ToolkitError as exc:
-                    c, stored = CandidateResult(cid, 0, "generated", seed, sample.spec.spec_hash(), "failed",
-                                                f"{type(exc).__name__}: {exc}", choices=sample.choices), None
-                if finalize or not c.feasible:
+                    c, stored = CandidateResult(cid, 0, strategy, seed, spec_hash, "failed",
+                                                f"{type(exc).__name__}: {exc}", choices=choices), None
+                if finalize or not (keep and c.feasible):
                     c = _discard_files(c)
-                write_candidate(store, run_id, c, sample.spec.to_json(), stored)
+                write_candidate(store, run_id, c, spec_json, stored)
                 sampled.append(c)
                 if not finalize:
                     networks.append(c)
                     continue
-                fid = f"seed-{seed}-final"
+                fid = f"{cid}-final"
                 ref = ctx.final_reference
                 try:
-                    model, spec = train_final(ctx, sample.choices, f"{config.prototype}_{fid}")
-                    f, stored = assess(ctx, model, spec, candidate_id=fid, cycle=0, strategy="generated", seed=seed,
-                                       choices=sample.choices, phase="final", reference=ref.int8_top1,
+                    model, spec = train_final(ctx, choices, f"{config.prototype}_{fid}")
+                    f, stored = assess(ctx, model, spec, candidate_id=fid, cycle=0, strategy=strategy, seed=seed,
+                                       choices=choices, phase="final", reference=ref.int8_top1,
                                        test_reference=ref.test_top1, folder=out, parent=cid,
                                        proxy_top1=c.int8_top1)
                 except ToolkitError as exc:
-                    f, stored = CandidateResult(fid, 0, "generated", seed, sample.spec.spec_hash(), "failed",
-                                                f"{type(exc).__name__}: {exc}", choices=sample.choices,
+                    f, stored = CandidateResult(fid, 0, strategy, seed, spec_hash, "failed",
+                                                f"{type(exc).__name__}: {exc}", choices=choices,
                                                 phase="final", parent=cid), None
-                if not (f.feasible and f.test_feasible):
+                if not (keep and f.feasible and f.test_feasible):
                     f = _discard_files(f)
-                write_candidate(store, run_id, f, sample.spec.to_json(), stored)
+                write_candidate(store, run_id, f, spec_json, stored)
                 networks.append(f)
             store.finish_run(run_id)
     return GenerateResult(run_id, source_run, str(out), tuple(networks), tuple(sampled))
