@@ -19,9 +19,16 @@ raspi4_ms ``within_10pct=0.656 within_5pct=0.447 rmse_ms=3.372 kendall_tau=0.860
 pixel2_ms ``within_10pct=0.397 within_5pct=0.169 rmse_ms=3.251 kendall_tau=0.644 macs_baseline_within_10pct=0.381``.
 The issue's targets (>= 90 % within 10 %, tau >= 0.9) are not met. What the data allow: boosted trees on the
 complete cell description (30 edge-op indicators) fitted on 12,000 networks reach 70.0 % within 10 % on
-raspi4_ms and 46.9 % on pixel2_ms (3,284 held out); networks computing the same edges (dead ones aside) are
-within 10 % of their group's median latency for 63 % of them on the Raspberry Pi 4. Pixel 2 values are whole ms
-(median 15 ms: the rounding alone is +-3.3 % there, +-5 to +-12.5 % for the 11 % of networks under 10 ms).
+raspi4_ms and 46.9 % on pixel2_ms (3,284 held out). Pixel 2 values are whole ms (median 15 ms: the rounding
+alone is +-3.3 % there, +-5 to +-12.5 % for the 11 % of networks under 10 ms).
+
+``--ceiling`` prints how far apart the measurements of networks doing the same work are (2026-11-26): of the
+2,400 networks with the same live edges and the same ops on their dead edges as another network (1,080 groups),
+79.7 % are within 10 % of their group's median on raspi4_ms (70.0 % on pixel2_ms), and no value per group puts
+more than 88.7 % of them within 10 % (83.4 % on pixel2_ms): the 90 % target is above what this data allows on
+these networks. Grouped by live edges alone the figures are 62.0 % and 70.2 %, because the sources' graphs did
+compute dead edges: inside those groups a network with one dead 3x3 convolution is at 1.016x its group's median
+on raspi4_ms and 1.20x on pixel2_ms (two: 1.55x), which our builder, keeping live edges only, leaves out.
 """
 from __future__ import annotations
 
@@ -88,6 +95,38 @@ def sample(df, n_fit: int, n_test: int, seed: int):
     return df.iloc[:n_fit].reset_index(drop=True), df.iloc[n_fit:n_fit + n_test].reset_index(drop=True)
 
 
+def same_network_ceiling(df, *, dead_ops: bool) -> dict:
+    """What the measurements allow any predictor that sees only the network. Networks that compute the same ops
+    have one true latency, so within a group of them no prediction is within 10 % of more members than the best
+    single value. Groups: the same live edges (``toolkit.predict.nb201.live_edges``: the graph our builder
+    converts), and with ``dead_ops`` also the same multiset of ops on the dead edges (the same work if the source's
+    graphs computed dead edges; they differ only in where those sit). Returns the groups of two or more, the share
+    of their members within 10 % of the group median, and the best-value ceiling for them: per group, the most
+    members any one value v puts within 10 % (|v - m| <= 0.1 m)."""
+    import numpy as np
+
+    from toolkit.predict.nb201 import live_edges, parse_cell
+
+    def key(arch):
+        live = tuple((e.src, e.dst, e.op) for e in live_edges(arch))
+        kept = {(src, dst) for src, dst, _ in live}
+        dead = tuple(sorted(e.op for e in parse_cell(arch) if (e.src, e.dst) not in kept)) if dead_ops else ()
+        return live, dead
+
+    near_median = best = members = groups = 0
+    for _, lat in df.groupby(df["arch"].map(key))["latency_ms"]:
+        m = np.sort(np.asarray(lat, float))
+        if len(m) < 2:
+            continue
+        groups += 1
+        members += len(m)
+        near_median += int(np.sum(np.abs(m - np.median(m)) <= 0.1 * m))
+        # v covers m when m/1.1 <= v <= m/0.9; the best v is at one of the interval ends m_i/1.1.
+        best += max(int(np.sum((m / 1.1 <= v) & (v <= m / 0.9))) for v in m / 1.1)
+    return {"groups": groups, "networks": members, "within_10pct_of_median": near_median / max(members, 1),
+            "best_value_ceiling": best / max(members, 1)}
+
+
 def kernels_for(archs, cache: Path):
     from toolkit.predict.nb201 import network_kernels
 
@@ -116,11 +155,23 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", default=".ferminet-cache/nb201", help="folder for kernel JSON files")
     ap.add_argument("--build-only", action="store_true", help="convert and cache the sample's kernels, no fit")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="only print what the measurements allow: networks with the same converted graph, how far "
+                         "apart their measured latencies are (no conversion, no fit)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import numpy as np
 
     df = load(args.csv, args.device_column)
+    if args.ceiling:
+        for dead_ops, what in ((False, "the same live edges"), (True, "the same live edges and dead-edge ops")):
+            c = same_network_ceiling(df, dead_ops=dead_ops)
+            print(f"{what}: {c['networks']} networks in {c['groups']} groups; within 10 % of their group's median "
+                  f"latency: {c['within_10pct_of_median']:.3f}; the most any predictor of the network can put "
+                  f"within 10 % of these: {c['best_value_ceiling']:.3f}")
+        print(f"same_ops_networks={c['networks']} within_10pct_of_group_median={c['within_10pct_of_median']:.3f} "
+              f"best_value_ceiling={c['best_value_ceiling']:.3f}")
+        return 0
     fit, test = sample(df, args.fit, args.test, args.seed)
     cache = Path(args.cache)
     print(f"sample: fit {len(fit)}, test {len(test)} (stratified by cell composition, seed {args.seed}); "
