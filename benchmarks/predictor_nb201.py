@@ -26,7 +26,7 @@ alone is +-3.3 % there, +-5 to +-12.5 % for the 11 % of networks under 10 ms).
 2,400 networks with the same live edges and the same ops on their dead edges as another network (1,080 groups),
 79.7 % are within 10 % of their group's median on raspi4_ms (70.0 % on pixel2_ms), and no value per group puts
 more than 88.7 % of them within 10 % (83.4 % on pixel2_ms): the 90 % target is above what this data allows on
-these networks. Grouped by live edges alone the figures are 62.0 % and 70.2 %, because the sources' graphs did
+these networks. Grouped by live edges alone the raspi4_ms figures are 62.0 % and 70.2 %, because the sources' graphs did
 compute dead edges: inside those groups a network with one dead 3x3 convolution is at 1.016x its group's median
 on raspi4_ms and 1.20x on pixel2_ms (two: 1.55x), which our builder, keeping live edges only, leaves out.
 """

@@ -95,8 +95,9 @@ def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None
     """Evaluate networks of a finished run's space as its search did, and with ``finalize`` as its finals were.
 
     ``propose(space)`` -> [(candidate_id, seed or None, choices)], called once the run's space is open. Each
-    network is stored (as ``strategy``) under a run of its own (``kind``, ``command``, ``options``) in the run's store; with
-    ``keep`` the files of those that meet the requirements stay in RUN/generated/. Needs a trained supernet."""
+    network is stored (as ``strategy``) under a run of its own (``kind``, ``command``, ``options``) in the run's
+    store; with ``keep`` the files of those that meet the requirements stay in RUN/generated/. Needs a trained
+    supernet."""
     from toolkit.store import Store
     from toolkit.synthesis.supernet import has_checkpoint, read_state
 
