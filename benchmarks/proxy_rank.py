@@ -22,8 +22,6 @@ Writes ``benchmarks/results/proxy_rank.json``. The networks are stored in the ru
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from synthesis_fashion_mnist import kendall_tau  # noqa: E402
+from record import code_commit, command_line, kendall_tau, write_record  # noqa: E402
 
 
 def stratified(space, pool: int, networks: int, seed: int) -> list[tuple[str, int, dict, int]]:
@@ -75,7 +73,7 @@ def main() -> int:
     from toolkit.synthesis.generate import evaluate_networks
     from toolkit.synthesis.loop import read_run_file
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = code_commit()
     run = Path(args.run)
     saved = read_run_file(run)
     db = args.db or saved.get("db", "ferminet.db")
@@ -125,15 +123,12 @@ def main() -> int:
         print(f"Kendall tau ({what} vs final top-1, validation), {name}, {t['networks']} networks: {value}"
               + (" (target >= 0.5)" if name == "sample" else ""))
     print(f"{seconds:.0f} s")
-    record = {"git_commit": commit, "command": " ".join(["python", "benchmarks/proxy_rank.py", *sys.argv[1:]]),
+    record = {"git_commit": commit, "command": command_line("proxy_rank.py"),
               "run": str(run), "source_run_id": result.source_run_id, "space_root": saved["config"].get("space_root"),
               "supernet_epochs": saved["config"].get("supernet_epochs"),
               "final_epochs": saved["config"].get("final_epochs") or saved["config"].get("prototype_epochs"),
               "networks": rows, "run_finals": finals, "kendall_tau": taus, "seconds": seconds}
-    path = Path(args.results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
-    print(f"wrote {path}")
+    write_record(args.results, record)
     return 0
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,12 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def kendall_tau(a: list[float], b: list[float]) -> float | None:
-    """Kendall's tau-b of two equally long lists; None with fewer than 2 items."""
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(a, b).statistic) if len(a) >= 2 else None
+from record import code_commit, command_line, kendall_tau, write_record  # noqa: E402
 
 
 def main() -> int:
@@ -79,11 +72,7 @@ def main() -> int:
     from toolkit.synthesis import SynthesisConfig, run_synthesis
     from toolkit.synthesis.screen import read_summary
 
-    # The code this run executes: the commit when it starts (and whether tracked files differed from it).
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                      text=True).stdout.strip():
-        commit += "-dirty"
+    commit = code_commit()  # the code this run executes: the commit when it starts
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     db = Path(args.db or out / "bench.db")
@@ -218,7 +207,7 @@ def main() -> int:
     print(f"total {total:.0f} s in this invocation; store {db}")
 
     record = {"git_commit": commit,
-              "command": " ".join(["python", "benchmarks/synthesis_fashion_mnist.py", *sys.argv[1:]]),
+              "command": command_line("synthesis_fashion_mnist.py"),
               "requirements": list(requirements), "space_root": args.space_root,
               "prototype": {"macs": proto.macs, "params": proto.params, "test_top1": reference_top1,
                             "test_top1_as_trained": proto.test_top1,
@@ -226,10 +215,7 @@ def main() -> int:
               "strategies": summary, "candidates_per_hour": per_hour, "kendall_tau": tau,
               "kendall_tau_networks": len(tau_proxy), "kendall_tau_per_supernet": tau_per_supernet,
               "phase_seconds": phase_seconds, "phases_total_seconds": phases_total, "total_seconds": total}
-    path = Path(args.results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
-    print(f"wrote {path}")
+    write_record(args.results, record)
     return 0
 
 

@@ -135,10 +135,11 @@ def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None
                                      options={"source_run": source_run, "finalize": finalize, **(options or {})})
             sampled, networks = [], []
             for cid, seed, choices in proposals:
-                spec = ctx.space.apply(choices)
+                name = f"{config.prototype}_{cid}"
+                spec = ctx.space.apply(choices, name=name)
                 spec_hash, spec_json = spec.spec_hash(), spec.to_json()
                 try:
-                    model, spec = ctx.evaluator.proxy(choices, name=f"{config.prototype}_{cid}")
+                    model, spec = ctx.evaluator.proxy(choices, name=name)
                     c, stored = assess(ctx, model, spec, candidate_id=cid, cycle=0, strategy=strategy, seed=seed,
                                        choices=choices, phase="search", reference=ctx.search_reference,
                                        folder=out)

@@ -1,5 +1,6 @@
 """``evaluate_networks``: any networks of a finished run's space, evaluated as its search evaluated its candidates
 (what ``generate`` and ``benchmarks/proxy_rank.py`` build on), and refused with the fix where there is no supernet."""
+import json
 import shutil
 import sqlite3
 
@@ -41,8 +42,6 @@ def test_proposed_networks_are_evaluated_as_the_search_did_and_stored_as_a_run_o
     seen = []
 
     def propose(space):
-        import json
-
         seen.append(space)
         # Two networks the search evaluated: the same evaluator and split must give the same proxy and MACs.
         return [(f"again-{cid}", None, json.loads(extra)["choices"]) for cid, _, _, extra in searched[:2]]

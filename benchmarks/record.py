@@ -1,0 +1,38 @@
+"""What the benchmarks that write ``benchmarks/results/*.json`` share: the commit the code came from, the command
+line, Kendall's tau, and writing the record."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_commit() -> str:
+    """The commit the running code came from, ``-dirty`` when tracked files differ from it."""
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                      text=True).stdout.strip():
+        commit += "-dirty"
+    return commit
+
+
+def command_line(script: str) -> str:
+    """How this benchmark was started, e.g. ``python benchmarks/proxy_rank.py --run R``."""
+    return " ".join(["python", f"benchmarks/{script}", *sys.argv[1:]])
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float | None:
+    """Kendall's tau-b of two equally long lists; None with fewer than 2 items."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic) if len(a) >= 2 else None
+
+
+def write_record(path: str | Path, record: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    print(f"wrote {path}")
