@@ -16,7 +16,7 @@ script measures the proxy on a stratified random sample of one finished run's sp
 
     python benchmarks/proxy_rank.py --run bench-synth/gensynth --networks 12 --macs-max 3.1M
 
-Writes ``benchmarks/results/proxy_rank.json``. The networks are stored in the run's store as a run of kind
+Writes ``benchmarks/results/proxy_rank.json`` (an existing one only with ``--force``). The networks are stored in the run's store as a run of kind
 ``sample``; an interrupted run starts over.
 """
 from __future__ import annotations
@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import code_commit, command_line, kendall_tau, write_record  # noqa: E402
+from record import (check_results_path, code_commit, command_line, kendall_tau, run_main,  # noqa: E402
+                    write_record)
 
 
 def stratified(space, pool: int, networks: int, seed: int) -> list[tuple[str, int, dict, int]]:
@@ -54,6 +55,7 @@ def stratified(space, pool: int, networks: int, seed: int) -> list[tuple[str, in
 
 
 def main() -> int:
+    from toolkit.errors import InvalidArgumentError
     from toolkit.synthesis.requirements import parse_requirement
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,10 +66,16 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--macs-max", default=None, help="also tau over the networks at or under this, e.g. 3.1M")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "proxy_rank.json"))
+    parser.add_argument("--force", action="store_true", help="replace an existing --results file")
     args = parser.parse_args()
+    check_results_path(args.results, args.force)  # before any work
     if args.networks < 2:
         parser.error(f"--networks must be at least 2 for a rank correlation. Received: {args.networks}")
-    macs_max = parse_requirement(f"macs<={args.macs_max}").bound if args.macs_max else None
+    try:
+        macs_max = parse_requirement(f"macs<={args.macs_max}").bound if args.macs_max else None
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"Cannot read --macs-max {args.macs_max!r}; write a MAC count such as 3.1M or "
+                                   f"500k") from None
 
     from toolkit.store import Store
     from toolkit.synthesis.generate import evaluate_networks
@@ -133,4 +141,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -1,5 +1,6 @@
 """What the benchmarks that write ``benchmarks/results/*.json`` share: the commit the code came from, the command
-line, Kendall's tau, and writing the record."""
+line, Kendall's tau, a results file that is never replaced without ``--force``, writing the record, and one error
+line (exit 2) for bad input."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def code_commit() -> str:
@@ -29,6 +31,28 @@ def kendall_tau(a: list[float], b: list[float]) -> float | None:
     from scipy.stats import kendalltau
 
     return float(kendalltau(a, b).statistic) if len(a) >= 2 else None
+
+
+def check_results_path(path: str | Path, force: bool) -> Path:
+    """Called before any work: an existing results file is replaced only with ``--force``."""
+    from toolkit.errors import InvalidArgumentError
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise InvalidArgumentError(f"{str(path)!r} already exists; pass --force to replace it, or another --results")
+    return path
+
+
+def run_main(main) -> int:
+    """``main()``'s exit code; a toolkit or harness error is one line on stderr and exit code 2."""
+    from android_harness.errors import HarnessError
+    from toolkit.errors import ToolkitError
+
+    try:
+        return main()
+    except (ToolkitError, HarnessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def write_record(path: str | Path, record: dict) -> None:

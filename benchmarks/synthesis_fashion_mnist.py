@@ -10,7 +10,8 @@ as trained and the prototype architecture given the finals' extra training.
 Prints one table per strategy and the targets of issue 10 (P1: >= 10x fewer MACs at <= 1.0 pt; P2: fewer MACs than
 every baseline's best at equal or better accuracy; P5: >= 300 candidates per hour), Kendall's tau between the
 search's proxy accuracy and final-trained accuracy, per-phase wall times; writes everything to
-``benchmarks/results/synthesis_fashion_mnist.json``.
+``benchmarks/results/synthesis_fashion_mnist.json`` (an existing one only with ``--force``, checked before the run
+starts).
 
     python benchmarks/synthesis_fashion_mnist.py [--out bench-synth] [--search-budget 12m] ...
 
@@ -34,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import code_commit, command_line, kendall_tau, write_record  # noqa: E402
+from record import (check_results_path, code_commit, command_line, kendall_tau, run_main,  # noqa: E402
+                    write_record)
 
 
 def main() -> int:
@@ -54,6 +56,7 @@ def main() -> int:
                         help="requirement (repeatable; default accuracy_drop<=1.0pt and macs<=3.1M, i.e. >= 10x fewer)")
     parser.add_argument("--strategies", default="gensynth,random,width,l1prune")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "synthesis_fashion_mnist.json"))
+    parser.add_argument("--force", action="store_true", help="replace an existing --results file")
     parser.add_argument("--predictor", nargs="?", const="", default=None, metavar="FILE",
                         help="screen search candidates by prediction (as `ferminet synthesize --predictor`); prints "
                              "the measurements saved and the band misses per strategy")
@@ -67,6 +70,7 @@ def main() -> int:
     parser.add_argument("--final-epochs", type=int, default=None,
                         help="final-training epochs (default: --prototype-epochs); the reference gets them too")
     args = parser.parse_args()
+    check_results_path(args.results, args.force)  # before any work
 
     from toolkit.cli.cmd_synthesize import parse_budget
     from toolkit.synthesis import SynthesisConfig, run_synthesis
@@ -220,4 +224,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))
