@@ -21,13 +21,14 @@ import argparse
 import dataclasses
 import json
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import check_results_path, code_commit, command_line, run_main, write_record  # noqa: E402
 
 
 def stored_choices(db: str, strategy: str, candidate_id: str) -> dict:
@@ -39,8 +40,10 @@ def stored_choices(db: str, strategy: str, candidate_id: str) -> dict:
     finally:
         con.close()
     if row is None:
-        raise SystemExit(f"no successful candidate {strategy}:{candidate_id} in {db}; pass STRATEGY:CANDIDATE_ID "
-                         f"of a network the benchmark stored")
+        from toolkit.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"no successful candidate {strategy}:{candidate_id} in {db}; pass "
+                                   f"STRATEGY:CANDIDATE_ID of a network the benchmark stored")
     return json.loads(row[0])["choices"]
 
 
@@ -64,7 +67,9 @@ def main() -> int:
                              "top-1 is reported (validation is not independent of the weights)")
     parser.add_argument("--work", default="/tmp/final-budget", help="folder for the .tflite files")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "final_budget.json"))
+    parser.add_argument("--force", action="store_true", help="replace an existing --results file")
     args = parser.parse_args()
+    results_path = check_results_path(args.results, args.force)
     if not all(e.strip().isdigit() and int(e) > 0 for e in args.epochs.split(",")):
         parser.error(f"--epochs takes positive integers separated by commas, e.g. 3,6,12. Received: {args.epochs!r}")
     if args.train_samples not in (None, "all") and not (args.train_samples.isdigit() and int(args.train_samples) > 0):
@@ -140,21 +145,12 @@ def main() -> int:
         r["test_drop_pt"] = (base["test_top1"] - r["test_top1"]) * 100
         print(f"{r['epochs']:>3} {r['network']:<28} {r['macs']:>11,} {r['macs_ratio']:>5.1f}x {_pct(r['val_top1']):>7} "
               f"{r['test_top1']:>7.2%} {_pt(r['val_drop_pt']):>9} {r['test_drop_pt']:>8.2f}pt")
-    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                            text=True).stdout.strip()
-    result = {"git_commit": commit, "command": " ".join(["python", "benchmarks/final_budget.py"] + sys.argv[1:]),
-              "run": str(run), "train_images": len(val.x_train), "validation_independent": own_split, "final_learning_rate": config.final_learning_rate,
-              "rows": rows}
-    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.results).write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.results}")
+    write_record(results_path, {"git_commit": code_commit(), "command": command_line("final_budget.py"),
+                                "run": str(run), "train_images": len(val.x_train),
+                                "validation_independent": own_split,
+                                "final_learning_rate": config.final_learning_rate, "rows": rows})
     return 0
 
 
 if __name__ == "__main__":
-    from toolkit.errors import ToolkitError
-
-    try:
-        raise SystemExit(main())
-    except ToolkitError as exc:  # one line naming the bad value, as the CLI does
-        raise SystemExit(f"final_budget.py: {exc}") from None
+    raise SystemExit(run_main(main))

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import code_commit, run_main  # noqa: E402
 
 
 def networks(space, sep_space, control_choices):
@@ -134,8 +135,7 @@ def main() -> int:
     ctx = Context(config, work, parse_requirements(config.requirements))
     val = ctx.train_data  # its x_test/y_test are the validation split
     teacher = None
-    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = code_commit()
     for name in names:
         kd = name.endswith("+kd")
         if kd and teacher is None:
@@ -159,9 +159,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from toolkit.errors import ToolkitError
-
-    try:
-        raise SystemExit(main())
-    except ToolkitError as exc:  # one line naming the bad value, as the CLI does
-        raise SystemExit(f"space_from_scratch.py: {exc}") from None
+    raise SystemExit(run_main(main))
