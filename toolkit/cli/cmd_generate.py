@@ -10,8 +10,8 @@ def register(subparsers) -> None:
                                           "its weights from the run's supernet, convert it to int8, evaluate it on "
                                           "the run's validation split, measure it on the run's target and keep the "
                                           "ones that meet the run's requirements (RUN/generated/). With --finalize "
-                                          "each also gets the run's final training (the prototype's budget) and "
-                                          "is reported on the test split.")
+                                          "each also gets the run's final training (as its finals: --final-epochs, "
+                                          "else the prototype's epochs) and is reported on the test split.")
     p.add_argument("run_dir", metavar="RUN", help="the --out folder of a gensynth `ferminet synthesize` run")
     p.add_argument("--seeds", default="1-5", help="seeds, e.g. 1-5 or 3,7,9 (default 1-5)")
     p.add_argument("--finalize", action="store_true",

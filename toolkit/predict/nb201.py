@@ -118,12 +118,18 @@ def output_depends_on_input(arch: str) -> bool:
     return _reaches_output(arch)
 
 
-def build_keras(arch: str, *, cells_per_stage: int = CELLS_PER_STAGE, seed: int = 0):
+GRAPHS = ("live", "all")
+
+
+def build_keras(arch: str, *, cells_per_stage: int = CELLS_PER_STAGE, seed: int = 0, graph: str = "live"):
     """The network of ``arch`` as an (untrained, randomly initialised) Keras model, input (32, 32, 3).
 
     Weights do not change the latency of float kernels, so none are trained. Layers of cell ``j`` of stage
     ``i`` are named ``s<i>c<j>_...`` (reduction blocks ``r<i>_...``), so kernels can be traced to their cell.
     ``cells_per_stage`` other than 5 builds the same skeleton with fewer cells (see :func:`network_kernels`).
+    ``graph="live"`` builds the edges that reach the cell output (:func:`live_edges`); ``graph="all"`` builds every
+    edge as NAS-Bench-201's own forward pass runs it: a node is the sum of all its incoming edges, ``none`` being
+    ``x * 0`` of its source (their ``Zero`` op), so dead edges are computed too.
 
     >>> model = build_keras("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")  # doctest: +SKIP
     """
@@ -135,7 +141,9 @@ def build_keras(arch: str, *, cells_per_stage: int = CELLS_PER_STAGE, seed: int 
                                    f"through non-'none' edges); the network is a constant. Received: arch={arch!r}")
     if not isinstance(cells_per_stage, int) or cells_per_stage < 1:
         raise InvalidArgumentError(f"cells_per_stage must be an integer >= 1. Received: cells_per_stage={cells_per_stage!r}")
-    edges = live_edges(arch)
+    if graph not in GRAPHS:
+        raise InvalidArgumentError(f"graph must be one of {', '.join(GRAPHS)}. Received: graph={graph!r}")
+    edges = live_edges(arch) if graph == "live" else parse_cell(arch)
     keras.utils.set_random_seed(seed)
     counter = iter(range(100_000))
     prefix = [""]
@@ -151,7 +159,7 @@ def build_keras(arch: str, *, cells_per_stage: int = CELLS_PER_STAGE, seed: int 
     def cell(x, c: int):
         nodes = {0: x}
         for node in (1, 2, 3):
-            if node not in {e.dst for e in edges} and any(e.src == node for e in edges):
+            if graph == "live" and node not in {e.dst for e in edges} and any(e.src == node for e in edges):
                 # All incoming edges 'none': a zero tensor computed from the cell input (x * 0), not a constant.
                 nodes[node] = layers.Rescaling(0.0, name=name("zero"))(x)
                 continue
@@ -160,7 +168,9 @@ def build_keras(arch: str, *, cells_per_stage: int = CELLS_PER_STAGE, seed: int 
                 if e.dst != node:
                     continue
                 src = nodes[e.src]
-                if e.op == "skip_connect":
+                if e.op == "none":  # only with graph="all": their Zero op, x * 0
+                    terms.append(layers.Rescaling(0.0, name=name("zero"))(src))
+                elif e.op == "skip_connect":
                     terms.append(src)
                 elif e.op == "nor_conv_1x1":
                     terms.append(relu_conv_bn(src, c, 1))
@@ -197,14 +207,14 @@ def build_keras(arch: str, *, cells_per_stage: int = CELLS_PER_STAGE, seed: int 
     return keras.Model(inputs, outputs, name="nb201")
 
 
-def tflite_bytes(arch: str, *, cells_per_stage: int = CELLS_PER_STAGE, seed: int = 0) -> bytes:
+def tflite_bytes(arch: str, *, cells_per_stage: int = CELLS_PER_STAGE, seed: int = 0, graph: str = "live") -> bytes:
     """``arch`` as a float32 ``.tflite`` (the converter's default settings: no quantization), as bytes."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     from toolkit.convert.converter import _quiet
 
-    model = build_keras(arch, cells_per_stage=cells_per_stage, seed=seed)
+    model = build_keras(arch, cells_per_stage=cells_per_stage, seed=seed, graph=graph)
     with _quiet():
         # Weights frozen into constants first, as from_keras_model does (without its SavedModel round trip):
         # otherwise they stay resource variables (VAR_HANDLE / READ_VARIABLE kernels).
@@ -226,41 +236,53 @@ def build_tflite(arch: str, path: str | Path, *, cells_per_stage: int = CELLS_PE
 
 
 def _owner(kernel_name: str) -> str:
-    """``s<i>c<j>`` / ``r<i>`` / ``""`` (stem and head) from a TFLite tensor name like 'nb201_1/s0c0_conv_3_1/...'."""
-    first = kernel_name.split(";")[0]
-    layer = first.split("/")[1] if "/" in first else first
+    """``s<i>c<j>`` / ``r<i>`` / ``""`` (stem and head): the layer whose op a kernel computes, from a TFLite name
+    like 'nb201_1/s0c1_relu_3_1/Relu;nb201_1/s0c0_conv_1_1/convolution'. A fused kernel lists the ops fused into
+    it from the last (the activation the converter folded in) to the first (the computing op): the last part names
+    the owner, so the ReLU that starts a cell's edges, fused into the op before the cell, stays with that op."""
+    last = kernel_name.split(";")[-1]
+    layer = last.split("/")[1] if "/" in last else last
     m = re.match(r"^(s\d+c\d+|r\d+)_", layer)
     return m.group(1) if m else ""
 
 
+PROBE_CELLS = 2
+
+
 def compose_kernels(probe: tuple, cells_per_stage: int = CELLS_PER_STAGE) -> tuple:
-    """Kernels of the ``cells_per_stage``-cell network from those of the 1-cell-per-stage probe: the probe's
-    kernels, then ``cells_per_stage - 1`` more copies of each stage's cell kernels (re-indexed, renamed)."""
+    """Kernels of the ``cells_per_stage``-cell network from those of the probe with ``PROBE_CELLS`` cells per
+    stage: the probe's kernels, then more copies of each stage's first cell's kernels (re-indexed, renamed).
+
+    A cell's kernels depend on what follows it, not on what precedes it: the converter merges the identical ReLUs
+    that start a cell's edges into one and fuses it into the op before the cell, which owns the fused kernel (see
+    :func:`_owner`). The probe's first cell is followed by a cell, as every cell but the last of the network's
+    stage; its last cell is followed by the reduction block or the head, as the network's last."""
     from dataclasses import replace
 
     out = list(probe)
     for stage in range(len(CHANNELS)):
         cell = [k for k in probe if _owner(k.name) == f"s{stage}c0"]
-        for j in range(1, cells_per_stage):
+        for j in range(PROBE_CELLS, cells_per_stage):
             out += [replace(k, index=len(out) + n, name=k.name.replace(f"s{stage}c0_", f"s{stage}c{j}_"))
                     for n, k in enumerate(cell)]
     return tuple(out)
 
 
-def network_kernels(arch: str, *, cache_dir: str | Path | None = None, full: bool = False) -> tuple:
+def network_kernels(arch: str, *, cache_dir: str | Path | None = None, full: bool = False,
+                    graph: str = "live") -> tuple:
     """Kernels of the NAS-Bench-201 network ``arch`` (float32 TFLite), read from the converted file.
 
-    The default converts the same skeleton with one cell per stage (a quarter of the operators, so about
-    four times faster to convert) and repeats each stage's cell kernels five times: the 15 cells of a stage
-    are copies of one cell on the same shapes, so their kernels are equal; ``full=True`` converts the whole
-    network instead (tests check that both give the same kernels). ``cache_dir`` keeps one JSON per arch.
-    """
+    The default converts the same skeleton with two cells per stage (:data:`PROBE_CELLS`; under half the
+    operators, so about twice as fast to convert) and adds three more copies of each stage's first cell (see
+    :func:`compose_kernels`): the cells of a stage are copies of one cell on the same shapes, so their kernels are
+    equal; ``full=True`` converts the whole network instead (tests check that both give the same kernels).
+    ``cache_dir`` keeps one JSON per arch and ``graph`` (see :func:`build_keras`)."""
     import hashlib
     import json
 
     from toolkit.predict.kernels import Kernel, kernels_from_bytes
 
-    key = hashlib.sha256(f"{arch}|full={full}|v2".encode()).hexdigest()[:20]
+    key = hashlib.sha256(f"{arch}|full={full}|graph={graph}|v3".encode()).hexdigest()[:20]
     cached = Path(cache_dir) / f"nb201_{key}.json" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         try:
@@ -268,13 +290,14 @@ def network_kernels(arch: str, *, cache_dir: str | Path | None = None, full: boo
         except (ValueError, KeyError, TypeError):
             log.warning("Ignoring unreadable kernel cache %s", cached)
     if full:
-        kernels = kernels_from_bytes(tflite_bytes(arch), name=arch)
+        kernels = kernels_from_bytes(tflite_bytes(arch, graph=graph), name=arch)
     else:
-        kernels = compose_kernels(kernels_from_bytes(tflite_bytes(arch, cells_per_stage=1), name=arch))
+        kernels = compose_kernels(kernels_from_bytes(tflite_bytes(arch, cells_per_stage=PROBE_CELLS, graph=graph),
+                                                      name=arch))
     if cached is not None:
         from toolkit import safe_io
 
         cached.parent.mkdir(parents=True, exist_ok=True)
-        safe_io.write_bytes(cached, json.dumps({"arch": arch, "full": full,
+        safe_io.write_bytes(cached, json.dumps({"arch": arch, "full": full, "graph": graph,
                                                "kernels": [k.to_dict() for k in kernels]}).encode())
     return kernels

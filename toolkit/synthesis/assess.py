@@ -150,15 +150,19 @@ class Context:
         if screen and self.screen is not None:
             return self.screen.measure(self, tflite_path, options, facts)
         if self.farm is not None:
-            others = tuple(self.farm.submit(tflite_path, options, model=m)
+            others = tuple(self.measure_on(m, tflite_path, options)
                            for m in (self.other_models() if models is None else models))
-            return self.farm.submit(tflite_path, options, model=self.require_on), others
+            return self.measure_on(self.require_on, tflite_path, options), others
         future: Future = Future()
         try:
             future.set_result(self.target.profile(tflite_path, options))
         except ToolkitError as exc:
             future.set_exception(exc)
         return future, ()
+
+    def measure_on(self, model: str, tflite_path: Path, options) -> Future:
+        """Queue ``tflite_path`` on the farm, on a phone of device model ``model``, never predicted."""
+        return self.farm.submit(tflite_path, options, model=model)
 
     def other_models(self) -> list[str]:
         """The farm's device models other than the require-on one, in the order :meth:`measure` returns their

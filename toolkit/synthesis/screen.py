@@ -278,7 +278,7 @@ class Screen:
                 done.set_result(self._predicted(fit, tflite_path, options, *bands[fit.model]))
                 others.append(done)
             else:  # its own warm-up: measured on its phones, so it gets data to fit on
-                queued = ctx.farm.submit(tflite_path, options, model=fit.model)
+                queued = ctx.measure_on(fit.model, tflite_path, options)
                 self._hook(queued, kernels, fit, entry)
                 others.append(queued)
         self.write()
