@@ -21,7 +21,10 @@ that this is an inference from the sources, not a quotation.
 
 Zero edges: an edge ``none`` contributes nothing, so it is left out; a node none of whose kept edges leads to
 node 3 is dead code that Keras (and the converter) never builds. A node whose incoming edges are all ``none``
-is ``x * 0`` of the cell input, and the edges leaving it are computed (see :func:`live_edges` for why).
+is ``x * 0`` of the cell input, and the edges leaving it are computed (see :func:`live_edges` for why). With
+``graph="all"`` every edge is built instead, dead ones and ``none`` as ``x * 0`` included, as NAS-Bench-201's own
+forward pass computes them: the phones' columns fit that reading better, the Raspberry Pi 4's the live one
+(``benchmarks/predictor_nb201.py``).
 :func:`output_depends_on_input` is False when no path leads from node 0 to node 3 through non-``none`` edges:
 the output is then a constant (341 of the 15,625 cells; 276 of them measured below 1 ms on the Raspberry Pi 4,
 the rest 2-34 ms — the source's graphs did not all fold — and all are left out as not input-dependent).
