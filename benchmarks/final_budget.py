@@ -13,7 +13,7 @@ network and E, on the test split. Nothing is chosen here: the networks were chos
         --networks gensynth:final-c002-04 --epochs 3,6,12
 
 Prints a table (MACs ratio, top-1, drop vs the reference trained for the same E) and writes
-``benchmarks/results/final_budget.json``.
+``benchmarks/results/final_budget.json`` (an existing one only with ``--force``, checked before any work).
 """
 from __future__ import annotations
 
