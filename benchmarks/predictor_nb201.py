@@ -106,7 +106,7 @@ def sample(df, n_fit: int, n_test: int, seed: int):
 
 
 def ceiling_keys(df):
-    """Per network: its live edges (``toolkit.predict.nb201.live_edges``: the graph our builder converts) and the
+    """Per network: its live edges (``toolkit.predict.nb201.live_edges``: the graph ``--graph live`` converts) and the
     multiset of ops on its dead edges (the same work if the sources' graphs computed dead edges; networks with the
     same key differ only in where those sit)."""
     from toolkit.predict.nb201 import live_edges, parse_cell
@@ -120,6 +120,14 @@ def ceiling_keys(df):
     return live, dead
 
 
+def group_indices(keys) -> dict:
+    """The positions of equal keys: {key: [index, ...]}, in order of first appearance."""
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
 def same_network_ceiling(latency, keys) -> dict:
     """What the measurements allow any predictor that gives networks with the same ``keys`` one value. Networks
     that compute the same ops have one true latency, so within a group of them no prediction is within 10 % of
@@ -128,11 +136,11 @@ def same_network_ceiling(latency, keys) -> dict:
     puts within 10 % (|v - m| <= 0.1 m). Chosen with the measurements themselves, per group: an upper bound, the
     looser the smaller the groups (a group of two within 22 % of each other is all "within 10 %")."""
     import numpy as np
-    import pandas as pd
 
+    latency = np.asarray(latency, float)
     near_median = best = members = groups = 0
-    for _, lat in pd.Series(np.asarray(latency, float)).groupby(pd.Series(list(keys)).map(hash)):
-        m = np.sort(np.asarray(lat, float))
+    for idx in group_indices(keys).values():
+        m = np.sort(latency[idx])
         if len(m) < 2:
             continue
         groups += 1
@@ -152,10 +160,7 @@ def shuffled_dead_keys(live, dead, seed: int) -> list:
 
     rng = np.random.default_rng(seed)
     out = list(dead)
-    members: dict = {}
-    for i, key in enumerate(live):
-        members.setdefault(key, []).append(i)
-    for idx in members.values():
+    for idx in group_indices(live).values():
         for i, j in zip(idx, rng.permutation(idx)):
             out[i] = dead[j]
     return list(zip(live, out))
