@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 
 from toolkit.errors import ToolkitError
@@ -14,21 +15,46 @@ from toolkit.synthesis.assess import CandidateResult, Context, Prepared, assess,
 log = logging.getLogger(__name__)
 
 
+FINAL_SPAN = 2.0  # the closest finals spread from the closest network down to 1/FINAL_SPAN of its MACs
+
+
 def choose_finals(results, k: int) -> list[CandidateResult]:
-    """Up to ``k`` distinct architectures: the best U among those whose proxy meets the requirements, then the
-    closest to meeting them (least total violation, then best U). Validation numbers only."""
+    """Up to ``k`` distinct architectures, on validation numbers only.
+
+    First the best U among those whose proxy meets the requirements. If fewer than ``k`` do, the others come from
+    the Pareto front of the rest over (violation, MACs): a network that another matches or beats on both is left
+    out, so a twin the proxy cannot tell apart (a zero-padded larger kernel scores what the smaller one scores)
+    never takes a final from the network it copies. From that front: the closest to meeting the requirements
+    (least violation), then points spread evenly in log MACs between its MACs and ``1 / FINAL_SPAN`` of them, so
+    the final-training budget brackets where the requirement is met instead of retraining one network's twins.
+    If the front runs short, the closest of the rest fill the places (least violation, then best U)."""
     if k <= 0:
         return []
     ok = [c for c in results if c.status == "ok" and c.score is not None]
-    ranked = sorted((c for c in ok if c.feasible), key=lambda c: -c.score) + \
-        sorted((c for c in ok if not c.feasible), key=lambda c: (c.violation, -c.score))
     chosen, seen = [], set()
-    for c in ranked:
-        if c.spec_hash not in seen:
+
+    def take(c) -> None:
+        if c.spec_hash not in seen and len(chosen) < k:
             chosen.append(c)
             seen.add(c.spec_hash)
-        if len(chosen) == k:
-            break
+
+    for c in sorted((c for c in ok if c.feasible), key=lambda c: -c.score):
+        take(c)
+    rest = sorted((c for c in ok if not c.feasible and c.spec_hash not in seen), key=lambda c: (c.violation, -c.score))
+    front = [c for c in rest if not any(o.violation <= c.violation and o.macs <= c.macs
+                                        and (o.violation, o.macs) != (c.violation, c.macs) for o in rest)]
+    if front and len(chosen) < k:
+        closest = front[0]
+        take(closest)
+        below = [c for c in front if c.macs < closest.macs]
+        places = k - len(chosen)
+        for i in range(1, places + 1):
+            target = math.log(closest.macs) - math.log(FINAL_SPAN) * i / places
+            free = [c for c in below if c.spec_hash not in seen]
+            if free:
+                take(min(free, key=lambda c: abs(math.log(c.macs) - target)))
+    for c in front + rest:
+        take(c)
     return chosen
 
 

@@ -16,7 +16,8 @@ Update rule (a cross-entropy-method update with a push away from infeasible regi
 1. reward of a candidate: U if it meets every requirement, else U_floor - 10 x (total relative violation),
    where U_floor is the lowest U seen in the cycle - so every infeasible candidate ranks below every
    feasible one;
-2. elite E = the best ``elite_frac`` of the cycle by reward (at least 2); N = the infeasible candidates;
+2. elite E = the best ``elite_frac`` of the cycle by reward, equal rewards by U (at least 2); N = the infeasible
+   candidates;
 3. for every decision d with option frequencies f_E (among E) and f_N (among N) and probabilities p_d:
    ``p_d <- normalize(max(floor, p_d + alpha (f_E - p_d) - beta (f_N - p_d) [N non-empty]))``
    (alpha=0.5, beta=0.25, floor 0.02): mass moves toward what worked and away from what broke a requirement.
@@ -145,7 +146,8 @@ def update(generator: Generator, observations: list[Observation], elite_frac: fl
     if not observations:
         return
     r = rewards(observations)
-    order = np.argsort(r)[::-1]
+    # Equal rewards rank by U: of two networks the proxy cannot tell apart, the cheaper one is the elite.
+    order = sorted(range(len(observations)), key=lambda i: (r[i], observations[i].score), reverse=True)
     feasible = [i for i in order if observations[i].feasible]
     n_elite = max(2, int(math.ceil(elite_frac * len(observations))))
     elite = (feasible if len(feasible) >= 2 else list(order))[:n_elite]

@@ -5,10 +5,10 @@
     -> weight-sharing supernet over the decision space (trained once, checkpointed, resumable)
     cycle: G.sample(seed) x population -> extract from the supernet + re-estimate BN (no training)
            -> int8 (validated on validation) -> measure on the target -> U and 1_r -> store -> inquisitor.update(G)
-    finals: the best k by U whose proxy meets the requirements (else the closest) get the final recipe (the
-           prototype's epochs and data, from their supernet weights) -> int8 -> validation and, once, test ->
-           target; so does the prototype architecture itself (the reference), so no network wins by having been
-           trained longer.
+    finals: the best k by U whose proxy meets the requirements (else the closest, then points spread down the
+           front of violation vs MACs) get the final recipe (the prototype's epochs and data, from their supernet
+           weights) -> int8 -> validation and, once, test -> target; so does the prototype architecture itself
+           (the reference), so no network wins by having been trained longer.
 
 With a space root (``space_root``, ``--space-root``) the space, supernet, importance and op profile come from the
 root (trained after the prototype with its recipe, stored as ``space-root``); the prototype stays the reference.

@@ -205,3 +205,37 @@ def test_final_k_zero_is_search_only_and_negative_is_refused():
     assert SynthesisConfig(final_k=0).final_k == 0
     with pytest.raises(InvalidArgumentError, match="final_k must be an integer >= 0"):
         SynthesisConfig(final_k=-1)
+
+
+def test_closest_finals_skip_twins_and_spread_down_the_front():
+    from toolkit.synthesis import CandidateResult
+    from toolkit.synthesis.finals import choose_finals
+
+    def cand(cid, violation, macs, feasible=False):
+        return CandidateResult(cid, 0, "gensynth", 0, f"h-{cid}", "ok", None, macs=macs, score=100.0 - macs / 1e6,
+                               feasible=feasible, violation=violation)
+
+    closest, twin = cand("closest", 0.10, 2_400_000), cand("twin", 0.10, 2_600_000)  # same proxy, more MACs
+    rest = [cand("c2", 0.11, 2_200_000), cand("c3", 0.12, 1_700_000), cand("c4", 0.14, 1_250_000),
+            cand("c5", 0.16, 900_000), cand("dominated", 0.15, 1_800_000)]
+    pool = [twin, closest] + rest
+    # the closest first, then the front points nearest 1/sqrt(2) and 1/2 of its MACs; never the twin
+    assert [c.candidate_id for c in choose_finals(pool, 3)] == ["closest", "c3", "c4"]
+    assert [c.candidate_id for c in choose_finals(pool, 1)] == ["closest"]
+    met = cand("met", 0.0, 3_000_000, feasible=True)
+    assert [c.candidate_id for c in choose_finals(pool + [met], 3)] == ["met", "closest", "c4"]
+    everything = [c.candidate_id for c in choose_finals(pool, 10)]  # a short front: the rest fill the places
+    assert sorted(everything) == sorted(c.candidate_id for c in pool) and everything[-2:] == ["twin", "dominated"]
+
+
+def test_equal_rewards_rank_by_u_so_the_cheaper_twin_is_the_elite():
+    gen = Generator(DecisionSpace.from_prototype(get_prototype("resnet20")))
+    w = gen.space.decisions[0]
+    small, big = w.options[0], w.options[-1]
+    # all miss the requirements by the same amount (as twins the proxy cannot tell apart do); the small ones
+    # cost less (higher U) and are listed first
+    obs = [Observation({w.name: small}, 10.0, False, 0.1), Observation({w.name: small}, 9.0, False, 0.1),
+           Observation({w.name: big}, 8.0, False, 0.1), Observation({w.name: big}, 7.0, False, 0.1)]
+    before = gen.probs[w.name].copy()
+    update(gen, obs)
+    assert gen.probs[w.name][0] > before[0] and gen.probs[w.name][-1] < before[-1]
