@@ -22,6 +22,9 @@ With ``--space-root NAME`` gensynth and random search the space of that architec
 recipe; its own supernet), while resnet20 stays the reference; width and l1prune still scale resnet20, width with a
 supernet of its own over it. ``--final-epochs`` gives the finals (and the reference) more epochs than the prototype.
 
+``--strategies ...,gensynth-front`` adds gensynth with the "front" elite (``synthesize --elite front``) on gensynth's
+prototype and supernet, at the same search budget and final recipe; P1 and P2 are printed for each gensynth.
+
 Re-running with the same --out resumes every run (nothing finished is redone).
 """
 from __future__ import annotations
@@ -54,7 +57,9 @@ def main() -> int:
     parser.add_argument("--final-k", type=int, default=3, help="finals per strategy (default 3, as synthesize)")
     parser.add_argument("--require", action="append", default=None,
                         help="requirement (repeatable; default accuracy_drop<=1.0pt and macs<=3.1M, i.e. >= 10x fewer)")
-    parser.add_argument("--strategies", default="gensynth,random,width,l1prune")
+    parser.add_argument("--strategies", default="gensynth,random,width,l1prune",
+                        help="comma-separated; gensynth-front is gensynth with `synthesize --elite front`, searching "
+                             "gensynth's supernet from gensynth's prototype (so gensynth must come first)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "synthesis_fashion_mnist.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
     parser.add_argument("--predictor", nargs="?", const="", default=None, metavar="FILE",
@@ -94,15 +99,16 @@ def main() -> int:
     first = out / "gensynth"
     for strategy in strategies:
         folder = out / strategy
-        extra = {}
+        base, _, elite = strategy.partition("-")
+        extra = {"elite": elite} if elite else {}
         if strategy != "gensynth":
             extra["prototype_path"] = str(first / "prototype.keras")
             extra["retrain_reference"] = False  # the reference is trained once, in the gensynth run
-            if strategy == "random" or strategy == "width" and not args.space_root:
+            if base in ("gensynth", "random") or base == "width" and not args.space_root:
                 extra["supernet_path"] = str(first)  # the same supernet (over the root, with --space-root)
-        if strategy in ("gensynth", "random"):
+        if base in ("gensynth", "random"):
             extra.update(cycles=args.cycles, population=args.population, space_root=args.space_root)
-        config = SynthesisConfig(strategy=strategy, **common, **extra)
+        config = SynthesisConfig(strategy=base, **common, **extra)
         resume = (folder / "run.json").exists()
         results[strategy] = run_synthesis(config, folder, db, resume=resume, progress=True)
 
@@ -113,7 +119,7 @@ def main() -> int:
           + (f", {ref.test_top1:.2%} with the finals' extra training" if ref else "")
           + f"; reference {reference_top1:.2%}")
     side = proto.choices.get("resolution:input", 28)
-    header = (f"{'strategy':<10}{'network':<18}{'res':>4}{'MACs':>12}{'x fewer':>8}{'params':>9}{'val top-1':>10}"
+    header = (f"{'strategy':<15}{'network':<18}{'res':>4}{'MACs':>12}{'x fewer':>8}{'params':>9}{'val top-1':>10}"
               f"{'test top-1':>11}{'drop pt':>8}{'proxy':>8}{'host ms':>9}{'mJ/inf':>9}  {'energy source':<15}"
               f"{'NetScore':>9}")
     print(header)
@@ -124,11 +130,11 @@ def main() -> int:
         finals = []
         for c in r.finals:
             if c.status != "ok":
-                print(f"{strategy:<10}{c.candidate_id:<18}failed: {c.failure_reason}")
+                print(f"{strategy:<15}{c.candidate_id:<18}failed: {c.failure_reason}")
                 continue
             drop = (reference_top1 - c.test_top1) * 100
             resolution = c.choices.get("resolution:input", side)
-            print(f"{strategy:<10}{c.candidate_id:<18}{resolution:>4}{c.macs:>12,}{proto.macs / c.macs:>8.1f}{c.params:>9,}"
+            print(f"{strategy:<15}{c.candidate_id:<18}{resolution:>4}{c.macs:>12,}{proto.macs / c.macs:>8.1f}{c.params:>9,}"
                   f"{c.int8_top1:>10.2%}{c.test_top1:>11.2%}{drop:>8.2f}"
                   f"{(c.proxy_top1 if c.proxy_top1 is not None else float('nan')):>8.2%}{c.latency_ms:>9.3f}"
                   f"{(c.energy_mj if c.energy_mj is not None else float('nan')):>9.4f}  {c.energy_source or 'n/a':<15}"
@@ -156,15 +162,12 @@ def main() -> int:
         screening = read_summary(r.out_dir)
         summary[strategy]["screening"] = dataclasses.asdict(screening) if screening else None
         if screening is not None:
-            print(f"{strategy:<10}{screening.text()}")
-            print(f"{strategy:<10}measurements_saved={screening.predicted} measured={screening.measured} "
+            print(f"{strategy:<15}{screening.text()}")
+            print(f"{strategy:<15}measurements_saved={screening.predicted} measured={screening.measured} "
                   f"band_misses={screening.band_misses} band_checks={screening.checked_latency + screening.checked_energy}")
 
     tau = kendall_tau(tau_proxy, tau_final)
-    g = summary.get("gensynth", {})
-    per_hour = g.get("candidates_per_hour")
-    meeting = [f for f in g.get("finals", []) if f["meets_on_test"]]
-    best = min(meeting, key=lambda f: f["macs"]) if meeting else None
+    per_hour = summary.get("gensynth", {}).get("candidates_per_hour")
     print(f"\nKendall tau (proxy top-1 vs final-trained top-1, validation, {len(tau_proxy)} sub-networks): "
           + (f"{tau:.3f} (target >= 0.5)" if tau is not None else "n/a"))
     tau_per_supernet = {}
@@ -176,32 +179,9 @@ def main() -> int:
             print(f"  of which {owner}'s supernet ({', '.join(group['strategies'])}), {len(group['proxy'])} "
                   "sub-networks: " + (f"{value:.3f}" if value is not None else "n/a"))
     print("P5 candidates per hour in the gensynth search: " + (f"{per_hour:.0f} (target >= 300)" if per_hour else "n/a"))
-    if best:
-        print(f"P1 best synthesized network meeting <= 1.0 pt on test: {best['candidate_id']}, {best['macs_ratio']:.1f}x "
-              f"fewer MACs, {best['drop_pt']:+.2f} pt (target >= 10x: {'MET' if best['macs_ratio'] >= 10 else 'MISSED'})")
-    else:
-        closest = min(g.get("finals", []), key=lambda f: f["drop_pt"], default=None)
-        print("P1 MISSED: no synthesized network within 1.0 pt on test"
-              + (f"; closest {closest['candidate_id']}: {closest['drop_pt']:+.2f} pt at {closest['macs_ratio']:.1f}x"
-                 if closest else ""))
-    # P2 compares the network P1 found, else gensynth's final with the best validation top-1 (chosen on validation)
-    contender = best or max(g.get("finals", []), key=lambda f: f["val_top1"], default=None)
-    if contender and not best:
-        print(f"P2 with gensynth's best final on validation instead: {contender['candidate_id']}, "
-              f"{contender['macs']:,} MACs, test {contender['test_top1']:.2%}")
-    if contender:
-        best = contender
-        for strategy in strategies:
-            if strategy == "gensynth":
-                continue
-            rivals = [f for f in summary[strategy]["finals"] if f["test_top1"] >= best["test_top1"]]
-            if not rivals:
-                print(f"P2 vs {strategy:<8}: no {strategy} network reaches {best['test_top1']:.2%} on test")
-                continue
-            rival = min(rivals, key=lambda f: f["macs"])
-            verdict = "fewer" if best["macs"] < rival["macs"] else "NOT fewer"
-            print(f"P2 vs {strategy:<8}: synthesized has {verdict} MACs ({best['macs']:,} vs {rival['macs']:,}) at "
-                  f"{(best['test_top1'] - rival['test_top1']) * 100:+.2f} pt")
+    baselines = [s for s in strategies if not s.startswith("gensynth")]
+    for synthesized in (s for s in strategies if s.startswith("gensynth")):
+        summary[synthesized]["targets"] = print_targets(synthesized, summary, baselines)
     phase_seconds = {s: v["phase_seconds"] for s, v in summary.items()}
     print("phase seconds: " + "; ".join(f"{s}: " + ", ".join(f"{k} {v:.0f}" for k, v in p.items())
                                         for s, p in phase_seconds.items()))
@@ -221,6 +201,41 @@ def main() -> int:
               "phase_seconds": phase_seconds, "phases_total_seconds": phases_total, "total_seconds": total}
     write_record(args.results, record)
     return 0
+
+
+def print_targets(name: str, summary: dict, baselines: list[str]) -> dict:
+    """P1 and P2 for one synthesizing strategy's finals; prints them and returns what it printed, as data."""
+    finals = summary[name]["finals"]
+    meeting = [f for f in finals if f["meets_on_test"]]
+    best = min(meeting, key=lambda f: f["macs"]) if meeting else None
+    if best:
+        print(f"P1 {name}: best synthesized network meeting <= 1.0 pt on test: {best['candidate_id']}, "
+              f"{best['macs_ratio']:.1f}x fewer MACs, {best['drop_pt']:+.2f} pt "
+              f"(target >= 10x: {'MET' if best['macs_ratio'] >= 10 else 'MISSED'})")
+    else:
+        closest = min(finals, key=lambda f: f["drop_pt"], default=None)
+        print(f"P1 {name} MISSED: no synthesized network within 1.0 pt on test"
+              + (f"; closest {closest['candidate_id']}: {closest['drop_pt']:+.2f} pt at {closest['macs_ratio']:.1f}x"
+                 if closest else ""))
+    # P2 compares the network P1 found, else the final with the best validation top-1 (chosen on validation)
+    contender = best or max(finals, key=lambda f: f["val_top1"], default=None)
+    if contender and not best:
+        print(f"P2 {name} with its best final on validation instead: {contender['candidate_id']}, "
+              f"{contender['macs']:,} MACs, test {contender['test_top1']:.2%}")
+    p2 = {}
+    for strategy in baselines if contender else []:
+        rivals = [f for f in summary[strategy]["finals"] if f["test_top1"] >= contender["test_top1"]]
+        if not rivals:
+            print(f"P2 {name} vs {strategy:<8}: no {strategy} network reaches {contender['test_top1']:.2%} on test")
+            p2[strategy] = {"rival": None, "fewer_macs": True}
+            continue
+        rival = min(rivals, key=lambda f: f["macs"])
+        fewer = contender["macs"] < rival["macs"]
+        print(f"P2 {name} vs {strategy:<8}: synthesized has {'fewer' if fewer else 'NOT fewer'} MACs "
+              f"({contender['macs']:,} vs {rival['macs']:,}) at {(contender['test_top1'] - rival['test_top1']) * 100:+.2f} pt")
+        p2[strategy] = {"rival": rival["candidate_id"], "fewer_macs": fewer}
+    return {"p1": best["candidate_id"] if best else None, "p2_network": contender["candidate_id"] if contender else None,
+            "p2": p2}
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ _RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", 
                  "final_k", "final_epochs", "final_lr", "resolutions", "separable", "space_root", "distill",
                  "no_reference_retrain",
                  "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed", "predictor",
-                 "measure_share", "refit_every")
+                 "measure_share", "refit_every", "elite")
 
 
 def register(subparsers) -> None:
@@ -91,6 +91,9 @@ def register(subparsers) -> None:
                         "the run's prototype, e.g. energy_mj<=0.7x (default accuracy_drop<=1.0pt)")
     p.add_argument("--objective", choices=("netscore", "energy", "latency"), default="netscore")
     p.add_argument("--strategy", choices=("gensynth", "random", "width", "l1prune"), default="gensynth")
+    p.add_argument("--elite", choices=("reward", "front"), default="reward",
+                   help="gensynth: while fewer than 2 of a cycle meet the requirements, its elite is the least "
+                        "violation (reward, default) or the cycle's Pareto layers over violation vs MACs (front)")
     p.add_argument("--budget", type=parse_budget, default=None,
                    help="wall-time budget of the search phase, e.g. 60m (default: none)")
     p.add_argument("--cycles", type=positive_int, default=None,
@@ -253,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
             distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
             n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
             data_seed=args.data_seed, screen=args.predictor is not None, predictor_path=args.predictor or None,
-            measure_share=args.measure_share, refit_every=args.refit_every)
+            measure_share=args.measure_share, refit_every=args.refit_every, elite=args.elite)
         result = run_synthesis(config, args.out, args.db, executor=executor)
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
           f"{len(result.candidates)} candidates searched, {len(result.feasible)} met the requirements on the "

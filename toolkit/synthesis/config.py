@@ -9,6 +9,7 @@ from toolkit.synthesis.requirements import parse_requirements
 from toolkit.synthesis.space import DEFAULT_RESOLUTIONS, DEFAULT_WIDTHS, check_fractions
 
 STRATEGIES = ("gensynth", "random", "width", "l1prune")
+ELITES = ("reward", "front")  # how the generator's update picks its elite (toolkit.synthesis.inquisitor.update)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class SynthesisConfig:
     predictor_path: str | None = None
     measure_share: float = 0.2  # share of the otherwise-predicted candidates measured anyway (seeded)
     refit_every: int = 4  # refit the screen's predictor after this many new measurements
+    # gensynth's elite while fewer than 2 of a cycle meet the requirements: "reward" (least violation first) or
+    # "front" (the cycle's Pareto layers over violation vs MACs first), see toolkit.synthesis.inquisitor.update
+    elite: str = "reward"
 
     def __post_init__(self) -> None:
         from toolkit.arch import PROTOTYPES
@@ -120,6 +124,8 @@ class SynthesisConfig:
                 raise InvalidArgumentError(f"--space-root is for the gensynth and random strategies: {self.strategy} "
                                            f"scales the prototype itself. Drop --space-root. "
                                            f"Received: strategy={self.strategy!r}, space_root={self.space_root!r}")
+        if self.elite not in ELITES:
+            raise InvalidArgumentError(f"Unknown elite rule {self.elite!r}. Use one of {', '.join(ELITES)}")
         if self.predictor_path is not None and not self.screen:
             raise InvalidArgumentError(f"predictor_path is used only when screening (screen=True, --predictor). "
                                        f"Received: predictor_path={self.predictor_path!r}, screen=False")

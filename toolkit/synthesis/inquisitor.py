@@ -16,7 +16,8 @@ Update rule (a cross-entropy-method update with a push away from infeasible regi
 1. reward of a candidate: U if it meets every requirement, else U_floor - 10 x (total relative violation),
    where U_floor is the lowest U seen in the cycle - so every infeasible candidate ranks below every
    feasible one;
-2. elite E = the best ``elite_frac`` of the cycle by reward, equal rewards by U (at least 2); N = the infeasible
+2. elite E = the best ``elite_frac`` of the cycle by reward, equal rewards by U (at least 2; with the "front"
+   rule and fewer than 2 feasible, NSGA-II's order over violation vs MACs instead); N = the infeasible
    candidates;
 3. for every decision d with option frequencies f_E (among E) and f_N (among N) and probabilities p_d:
    ``p_d <- normalize(max(floor, p_d + alpha (f_E - p_d) - beta (f_N - p_d) [N non-empty]))``
@@ -46,6 +47,7 @@ class Observation:
     score: float
     feasible: bool
     violation: float
+    macs: int | None = None  # for the "front" elite
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,13 @@ def rewards(observations: list[Observation]) -> list[float]:
 
 
 def update(generator: Generator, observations: list[Observation], elite_frac: float = 0.25,
-           alpha: float = 0.5, beta: float = 0.25) -> None:
-    """The update rule of the module docstring, applied in place to ``generator.probs``."""
+           alpha: float = 0.5, beta: float = 0.25, elite_rule: str = "reward") -> None:
+    """The update rule of the module docstring, applied in place to ``generator.probs``.
+
+    ``elite_rule="front"``: while fewer than 2 observations are feasible, the elite is filled from the cycle's
+    Pareto layers over (violation, MACs), within a layer the least crowded first, instead of by reward alone.
+    When no proxy can meet the accuracy requirement, the reward only asks for accuracy and the generator drifts
+    to the MAC bound; the front keeps the networks that are the most accurate for what they cost."""
     if not observations:
         return
     r = rewards(observations)
@@ -150,7 +157,12 @@ def update(generator: Generator, observations: list[Observation], elite_frac: fl
     order = sorted(range(len(observations)), key=lambda i: (r[i], observations[i].score), reverse=True)
     feasible = [i for i in order if observations[i].feasible]
     n_elite = max(2, int(math.ceil(elite_frac * len(observations))))
-    elite = (feasible if len(feasible) >= 2 else list(order))[:n_elite]
+    if len(feasible) >= 2:
+        elite = feasible[:n_elite]
+    elif elite_rule == "front":  # NSGA-II's order: layer by layer, within one the least crowded first
+        elite = [i for layer in pareto_layers(observations, order) for i in by_crowding(observations, layer)][:n_elite]
+    else:
+        elite = order[:n_elite]
     infeasible = [i for i, o in enumerate(observations) if not o.feasible]
     for d in generator.space.decisions:
         p = generator.probs[d.name]
@@ -161,6 +173,37 @@ def update(generator: Generator, observations: list[Observation], elite_frac: fl
             new = new - beta * (f_n - p)
         generator.probs[d.name] = _normalize(new)
     generator.cycle += 1
+
+
+def pareto_layers(observations: list[Observation], order: list[int]) -> list[list[int]]:
+    """Non-dominated layers of ``observations`` over (violation, MACs), both lower-better; each layer keeps
+    ``order``. A missing MACs count ranks as the worst."""
+    def key(i):
+        o = observations[i]
+        return o.violation, o.macs if o.macs is not None else math.inf
+
+    left, layers = list(order), []
+    while left:
+        layer = [i for i in left if not any(key(j)[0] <= key(i)[0] and key(j)[1] <= key(i)[1] and key(j) != key(i)
+                                            for j in left)]
+        layers.append(layer)
+        left = [i for i in left if i not in layer]
+    return layers
+
+
+def by_crowding(observations: list[Observation], layer: list[int]) -> list[int]:
+    """``layer`` by crowding distance (Deb et al. 2002), largest first: the two ends of each objective first, then
+    the points with the most room around them. Objectives: violation and log MACs, each scaled by its range."""
+    if len(layer) <= 2:
+        return list(layer)
+    room = {i: 0.0 for i in layer}
+    for value in (lambda i: observations[i].violation, lambda i: math.log(max(observations[i].macs or 1, 1))):
+        ranked = sorted(layer, key=value)
+        span = value(ranked[-1]) - value(ranked[0]) or 1.0
+        room[ranked[0]] = room[ranked[-1]] = math.inf
+        for a, i, b in zip(ranked, ranked[1:], ranked[2:]):
+            room[i] += (value(b) - value(a)) / span
+    return sorted(layer, key=lambda i: -room[i])  # stable: equal room keeps the layer's order
 
 
 def _frequencies(options: tuple, picks: list) -> np.ndarray:

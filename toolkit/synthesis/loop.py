@@ -332,8 +332,9 @@ def _run_stages(ctx: Context, store, run_id: str | None, db, started: float) -> 
             break
         if config.strategy == "gensynth":
             update(generator, [Observation(c.choices, c.score if c.score is not None else 0.0, c.feasible,
-                                           c.violation if c.status == "ok" else 10.0)
-                               for c in cycle_results])
+                                           c.violation if c.status == "ok" else 10.0,
+                                           c.macs if c.status == "ok" else None)
+                               for c in cycle_results], elite_rule=config.elite)
             generator.save(out / "generator.json")
     if bar is not None:
         bar.close()

@@ -239,3 +239,27 @@ def test_equal_rewards_rank_by_u_so_the_cheaper_twin_is_the_elite():
     before = gen.probs[w.name].copy()
     update(gen, obs)
     assert gen.probs[w.name][0] > before[0] and gen.probs[w.name][-1] < before[-1]
+
+
+def test_front_elite_keeps_the_cheap_networks_the_reward_elite_drops():
+    from toolkit.synthesis.inquisitor import by_crowding, pareto_layers
+
+    space = DecisionSpace.from_prototype(get_prototype("resnet20"))
+    w = space.decisions[0]
+    small, big = w.options[0], w.options[-1]
+    # nothing meets the requirements; the big ones miss by less (more accurate) but cost more
+    obs = [Observation({w.name: big}, 1.0, False, 0.10, 3_000_000), Observation({w.name: big}, 1.0, False, 0.11, 2_900_000),
+           Observation({w.name: small}, 2.0, False, 0.13, 1_000_000), Observation({w.name: small}, 2.0, False, 0.20, 1_100_000)]
+    assert pareto_layers(obs, [0, 1, 2, 3]) == [[0, 1, 2], [3]]
+    moved = {}
+    for rule in ("reward", "front"):
+        gen = Generator(space)
+        before = gen.probs[w.name].copy()
+        update(gen, obs, elite_rule=rule)
+        moved[rule] = gen.probs[w.name][0] - before[0]
+    # the reward elite is the two big ones; the front elite the two ends of the first layer, one of them small
+    assert by_crowding(obs, [0, 1, 2]) == [0, 2, 1]
+    assert moved["front"] > moved["reward"]
+    with pytest.raises(InvalidArgumentError, match="Unknown elite rule 'best'"):
+        from toolkit.synthesis import SynthesisConfig
+        SynthesisConfig(elite="best")
