@@ -248,8 +248,10 @@ def test_front_elite_keeps_the_cheap_networks_the_reward_elite_drops():
     w = space.decisions[0]
     small, big = w.options[0], w.options[-1]
     # nothing meets the requirements; the big ones miss by less (more accurate) but cost more
-    obs = [Observation({w.name: big}, 1.0, False, 0.10, 3_000_000), Observation({w.name: big}, 1.0, False, 0.11, 2_900_000),
-           Observation({w.name: small}, 2.0, False, 0.13, 1_000_000), Observation({w.name: small}, 2.0, False, 0.20, 1_100_000)]
+    obs = [Observation({w.name: big}, 1.0, False, 0.10, 3_000_000),
+           Observation({w.name: big}, 1.0, False, 0.11, 2_900_000),
+           Observation({w.name: small}, 2.0, False, 0.13, 1_000_000),
+           Observation({w.name: small}, 2.0, False, 0.20, 1_100_000)]
     assert pareto_layers(obs, [0, 1, 2, 3]) == [[0, 1, 2], [3]]
     moved = {}
     for rule in ("reward", "front"):
