@@ -62,6 +62,9 @@ def main() -> int:
                              "gensynth's supernet from gensynth's prototype (so gensynth must come first)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "synthesis_fashion_mnist.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the runs this invocation starts (training, the generator's and random's samples); "
+                             "a resumed run keeps its own. The train/validation split stays data seed 0")
     parser.add_argument("--predictor", nargs="?", const="", default=None, metavar="FILE",
                         help="screen search candidates by prediction (as `ferminet synthesize --predictor`); prints "
                              "the measurements saved and the band misses per strategy")
@@ -90,7 +93,7 @@ def main() -> int:
     started = time.perf_counter()
     common = dict(prototype="resnet20", requirements=requirements, n_train=args.train_samples, n_val=args.val_samples,
                   n_eval=args.eval_samples, prototype_epochs=args.prototype_epochs,
-                  supernet_epochs=args.supernet_epochs, final_k=args.final_k, budget_s=budget, data_seed=0, seed=0,
+                  supernet_epochs=args.supernet_epochs, final_k=args.final_k, budget_s=budget, data_seed=0, seed=args.seed,
                   separable=args.separable, final_epochs=args.final_epochs)
     if args.predictor is not None:
         common.update(screen=True, predictor_path=args.predictor or None, measure_share=args.measure_share)
