@@ -11,6 +11,7 @@ from pathlib import Path
 from toolkit.errors import ToolkitError
 from toolkit.synthesis.assess import CandidateResult, Context, Prepared, assess, candidate_from_row, prepare, \
     report_on_test, write_candidate
+from toolkit.synthesis.inquisitor import non_dominated
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ def choose_finals(results, k: int) -> list[CandidateResult]:
     for c in sorted((c for c in ok if c.feasible), key=lambda c: -c.score):
         take(c)
     rest = sorted((c for c in ok if not c.feasible and c.spec_hash not in seen), key=lambda c: (c.violation, -c.score))
-    front = [c for c in rest if not any(o.violation <= c.violation and o.macs <= c.macs
-                                        and (o.violation, o.macs) != (c.violation, c.macs) for o in rest)]
+    front = [rest[i] for i in non_dominated([(c.violation, c.macs) for c in rest])]
     if front and len(chosen) < k:
         closest = front[0]
         take(closest)

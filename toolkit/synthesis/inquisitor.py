@@ -175,6 +175,11 @@ def update(generator: Generator, observations: list[Observation], elite_frac: fl
     generator.cycle += 1
 
 
+def non_dominated(costs: list[tuple[float, float]]) -> list[int]:
+    """Positions of the costs that no other matches or beats in both parts (lower is better), in order."""
+    return [i for i, a in enumerate(costs) if not any(b[0] <= a[0] and b[1] <= a[1] and b != a for b in costs)]
+
+
 def pareto_layers(observations: list[Observation], order: list[int]) -> list[list[int]]:
     """Non-dominated layers of ``observations`` over (violation, MACs), both lower-better; each layer keeps
     ``order``. A missing MACs count ranks as the worst."""
@@ -184,8 +189,7 @@ def pareto_layers(observations: list[Observation], order: list[int]) -> list[lis
 
     left, layers = list(order), []
     while left:
-        layer = [i for i in left if not any(key(j)[0] <= key(i)[0] and key(j)[1] <= key(i)[1] and key(j) != key(i)
-                                            for j in left)]
+        layer = [left[j] for j in non_dominated([key(i) for i in left])]
         layers.append(layer)
         left = [i for i in left if i not in layer]
     return layers
