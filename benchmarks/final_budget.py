@@ -12,8 +12,20 @@ network and E, on the test split. Nothing is chosen here: the networks were chos
     python benchmarks/final_budget.py --run bench-synth2/gensynth --db bench-synth2/bench.db \\
         --networks gensynth:final-c002-04 --epochs 3,6,12
 
-Prints a table (MACs ratio, top-1, drop vs the reference trained for the same E) and writes
-``benchmarks/results/final_budget.json`` (an existing one only with ``--force``, checked before any work).
+With ``--seeds 0,1,2`` every network is trained once per final-training seed (the seed of the recipe's data
+order; the weights it starts from and the train/validation split stay the run's), which measures how far final
+training alone moves a network: a margin between two searches' finals smaller than that is not a result. A network
+stored by several runs of one store (draws with other ``--seed``) is named ``STRATEGY:CANDIDATE_ID@RUN_FOLDER``.
+``--reference stored`` judges drops against the reference the run itself trained (same recipe, its seed) instead of
+training it again per E and seed (about 8 minutes each at 6 epochs here); only for the run's own final epochs.
+
+    python benchmarks/final_budget.py --run R/gensynth --db R/bench.db --epochs 6 --seeds 0,1,2 \
+        --reference stored --networks gensynth-front:final-c006-00@R/gensynth-front,random:final-c010-08@R/random \
+        --results benchmarks/results/final_seeds.json
+
+Prints a table (MACs ratio, top-1, drop vs the reference trained for the same E) and, with more than one seed, the
+mean, standard deviation and range per network over the seeds; writes ``benchmarks/results/final_budget.json``
+(an existing one only with ``--force``, checked before any work).
 """
 from __future__ import annotations
 
@@ -31,20 +43,52 @@ sys.path.insert(0, str(ROOT))
 from record import check_results_path, code_commit, command_line, run_main, write_record  # noqa: E402
 
 
-def stored_choices(db: str, strategy: str, candidate_id: str) -> dict:
-    """The decision choices of a network the synthesis benchmark stored (its store opened read only)."""
+def stored_choices(db: str, strategy: str, candidate_id: str, run_id: str | None = None) -> dict:
+    """The decision choices of a network the synthesis benchmark stored (its store opened read only); of the run
+    ``run_id`` when given, else of the one run in the store that holds ``STRATEGY:CANDIDATE_ID``."""
+    from toolkit.errors import InvalidArgumentError
+
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)  # read only: the store is the benchmark's
     try:
-        row = con.execute("SELECT extra_json FROM candidates WHERE strategy=? AND candidate_id=? AND status='ok'",
-                          (strategy, candidate_id)).fetchone()
+        query = "SELECT run_id, extra_json FROM candidates WHERE strategy=? AND candidate_id=? AND status='ok'"
+        params = (strategy, candidate_id)
+        if run_id is not None:
+            query, params = query + " AND run_id=?", params + (run_id,)
+        rows = con.execute(query, params).fetchall()
     finally:
         con.close()
-    if row is None:
-        from toolkit.errors import InvalidArgumentError
+    if not rows:
+        raise InvalidArgumentError(f"no successful candidate {strategy}:{candidate_id} in {db}"
+                                   f"{'' if run_id is None else f' for run {run_id}'}; pass STRATEGY:CANDIDATE_ID of "
+                                   f"a network the benchmark stored")
+    if len({r[1] for r in rows}) > 1:
+        raise InvalidArgumentError(f"{strategy}:{candidate_id} names different networks in runs "
+                                   f"{', '.join(sorted(r[0] for r in rows))} of {db}; name the run folder, as in "
+                                   f"{strategy}:{candidate_id}@RUN_FOLDER")
+    return json.loads(rows[0][1])["choices"]
 
-        raise InvalidArgumentError(f"no successful candidate {strategy}:{candidate_id} in {db}; pass "
-                                   f"STRATEGY:CANDIDATE_ID of a network the benchmark stored")
-    return json.loads(row[0])["choices"]
+
+def stored_reference(db: str, run_id: str) -> tuple[float, float]:
+    """(validation, test) int8 top-1 of the reference the run trained (read only)."""
+    from toolkit.errors import InvalidArgumentError
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = con.execute("SELECT int8_top1, test_top1 FROM candidates WHERE run_id=? AND candidate_id='reference' "
+                          "AND status='ok'", (run_id,)).fetchone()
+    finally:
+        con.close()
+    if row is None or None in row:
+        raise InvalidArgumentError(f"run {run_id} in {db} holds no evaluated reference; use --reference train")
+    return float(row[0]), float(row[1])
+
+
+def spread(values: list[float]) -> tuple[float, float, float, float]:
+    """(mean, sample standard deviation, min, max); the deviation is 0.0 for one value."""
+    import statistics
+
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), sd, min(values), max(values)
 
 
 def _pct(x: float | None) -> str:
@@ -58,9 +102,18 @@ def _pt(x: float | None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="a gensynth/random run folder of the synthesis benchmark")
-    parser.add_argument("--db", required=True, help="the benchmark's store (read only)")
-    parser.add_argument("--networks", required=True, help="comma-separated STRATEGY:CANDIDATE_ID")
+    parser.add_argument("--db", required=True,
+                        help="the benchmark's store (read: nothing is written to it for a finished run)")
+    parser.add_argument("--networks", required=True,
+                        help="comma-separated STRATEGY:CANDIDATE_ID, each optionally @RUN_FOLDER (the run that stored "
+                             "it, when several runs share the store)")
     parser.add_argument("--epochs", default="3,6,12", help="comma-separated epoch counts")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated final-training seeds, each network trained once per seed (default: the "
+                             "run's seed)")
+    parser.add_argument("--reference", choices=("train", "stored"), default="train",
+                        help="train the reference per epoch count and seed (default), or judge against the one the run "
+                             "stored (only at the run's own final epochs)")
     parser.add_argument("--train-samples", default=None,
                         help="final training on this many images ('all': the whole training split) instead of the "
                              "run's. The supernet then has seen some of the new validation images, so only test "
@@ -74,81 +127,110 @@ def main() -> int:
         parser.error(f"--epochs takes positive integers separated by commas, e.g. 3,6,12. Received: {args.epochs!r}")
     if args.train_samples not in (None, "all") and not (args.train_samples.isdigit() and int(args.train_samples) > 0):
         parser.error(f"--train-samples takes a positive integer or 'all'. Received: {args.train_samples!r}")
+    if args.seeds is not None and not all(x.strip().isdigit() for x in args.seeds.split(",")):
+        parser.error(f"--seeds takes non-negative integers separated by commas, e.g. 0,1,2. Received: {args.seeds!r}")
     items = args.networks.split(",")
     for item in items:
-        if item.count(":") != 1:
-            parser.error(f"--networks takes STRATEGY:CANDIDATE_ID items, e.g. gensynth:final-c002-04. "
+        if item.split("@", 1)[0].count(":") != 1:
+            parser.error(f"--networks takes STRATEGY:CANDIDATE_ID[@RUN_FOLDER] items, e.g. gensynth:final-c002-04. "
                          f"Received: {item!r}")
-
-    import keras
-    import numpy as np
 
     from toolkit.arch import count_macs
     from toolkit.convert import convert_model
     from toolkit.convert.interpreter import evaluate_tflite
+    from toolkit.store import Store
     from toolkit.synthesis.assess import Context, report_on_test
     from toolkit.synthesis.config import SynthesisConfig
-    from toolkit.synthesis.evaluator import SupernetEvaluator
     from toolkit.synthesis.finals import train_final
-    from toolkit.synthesis.loop import read_run_file
+    from toolkit.synthesis.generate import open_finished_run
+    from toolkit.synthesis.loop import RunLock, read_run_file
     from toolkit.synthesis.requirements import parse_requirements
-    from toolkit.synthesis.supernet import Supernet
-    from toolkit.arch import get_prototype
 
     run = Path(args.run)
-    config = SynthesisConfig.from_dict(read_run_file(run)["config"])
+    run_file = read_run_file(run)
+    config = SynthesisConfig.from_dict(run_file["config"])
+    epochs = [int(e) for e in args.epochs.split(",")]
+    seeds = [config.seed] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
+    run_epochs = config.final_epochs or config.prototype_epochs
+    if args.reference == "stored" and (epochs != [run_epochs] or args.train_samples is not None):
+        parser.error(f"--reference stored holds for the run's own recipe only: --epochs {run_epochs} on the run's "
+                     f"training split. Received: --epochs {args.epochs}"
+                     f"{'' if args.train_samples is None else f', --train-samples {args.train_samples}'}")
     own_split = args.train_samples is None
     if not own_split:
         config = dataclasses.replace(config, n_train=None if args.train_samples == "all" else int(args.train_samples))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(config, work, parse_requirements(config.requirements))
-    spec = get_prototype(config.prototype, ctx.test.input_shape, ctx.test.num_classes, config.prototype_width)
-    ctx.space = config.space(spec)
-    ctx.prototype_model = keras.models.load_model(run / "prototype.keras", compile=False)
-    with np.load(run / "importance.npz") as npz:
-        importance = {k: npz[k] for k in npz.files}
-    supernet = Supernet.from_prototype(ctx.prototype_model, ctx.space, importance)
-    supernet.load(run / "supernet")
-    ctx.evaluator = SupernetEvaluator(supernet, ctx.recal_x)
+    ctx = Context(config, run, parse_requirements(config.requirements))
+    with RunLock(run), Store(args.db) as store:  # a finished run: everything is read from its folder
+        open_finished_run(ctx, store, run_file["run_id"])
 
-    networks = [("reference", ctx.space.prototype_choices())]
+    networks = [] if args.reference == "stored" else [("reference", ctx.space.prototype_choices())]
     for item in items:
-        strategy, cid = item.split(":")
-        networks.append((item, stored_choices(args.db, strategy, cid)))
-    epochs = [int(e) for e in args.epochs.split(",")]
+        name, _, folder = item.partition("@")
+        strategy, cid = name.split(":")
+        run_id = read_run_file(Path(folder))["run_id"] if folder else None
+        networks.append((name, stored_choices(args.db, strategy, cid, run_id)))
     val = ctx.train_data  # its x_test/y_test are the validation split
 
     rows = []
-    for e in epochs:
-        ctx.config = dataclasses.replace(config, final_epochs=e)
-        for name, choices in networks:
-            t0 = time.perf_counter()
-            model, _ = train_final(ctx, choices, f"budget_e{e}_{name.replace(':', '_')}")
-            train_s = time.perf_counter() - t0
-            path = work / f"e{e}_{name.replace(':', '_')}_int8.tflite"
-            convert_model(model, ctx.search_data, path, mode="int8")
-            row = {"network": name, "epochs": e, "macs": count_macs(model), "train_s": round(train_s, 1),
-                   "val_top1": evaluate_tflite(path, val.x_test, val.y_test, num_threads=config.threads)
-                   if own_split else None,
-                   "test_top1": report_on_test(ctx, path)}
-            rows.append(row)
-            print(f"E={e:<3} {name:<28} {row['macs']:>11,} MACs  val {_pct(row['val_top1'])}  "
-                  f"test {row['test_top1']:.2%}  ({train_s:.0f} s)", flush=True)
+    if args.reference == "stored":
+        val_top1, test_top1 = stored_reference(args.db, run_file["run_id"])
+        rows.append({"network": "reference", "epochs": run_epochs, "seed": config.seed, "stored": True,
+                     "macs": count_macs(ctx.prototype_model), "train_s": None, "val_top1": val_top1,
+                     "test_top1": test_top1})
+    for seed in seeds:
+        for e in epochs:
+            ctx.config = dataclasses.replace(config, final_epochs=e, seed=seed)
+            for name, choices in networks:
+                tag = f"e{e}_s{seed}_{name.replace(':', '_')}"
+                t0 = time.perf_counter()
+                model, _ = train_final(ctx, choices, f"budget_{tag}")
+                train_s = time.perf_counter() - t0
+                path = work / f"{tag}_int8.tflite"
+                convert_model(model, ctx.search_data, path, mode="int8")
+                row = {"network": name, "epochs": e, "seed": seed, "macs": count_macs(model),
+                       "train_s": round(train_s, 1),
+                       "val_top1": evaluate_tflite(path, val.x_test, val.y_test, num_threads=config.threads)
+                       if own_split else None,
+                       "test_top1": report_on_test(ctx, path)}
+                rows.append(row)
+                print(f"E={e:<3} seed {seed:<3} {name:<28} {row['macs']:>11,} MACs  val {_pct(row['val_top1'])}  "
+                      f"test {row['test_top1']:.2%}  ({train_s:.0f} s)", flush=True)
 
-    ref = {r["epochs"]: r for r in rows if r["network"] == "reference"}
-    print(f"\n{'E':>3} {'network':<28} {'MACs':>11} {'fewer':>6} {'val':>7} {'test':>7} {'val drop':>9} {'test drop':>9}")
+    ref = {(r["epochs"], r["seed"]): r for r in rows if r["network"] == "reference"}
+    print(f"\n{'E':>3} {'seed':>4} {'network':<28} {'MACs':>11} {'fewer':>6} {'val':>7} {'test':>7} {'val drop':>9} "
+          f"{'test drop':>9}")
     for r in rows:
-        base = ref[r["epochs"]]
+        base = ref[(r["epochs"], config.seed if args.reference == "stored" else r["seed"])]
         r["macs_ratio"] = base["macs"] / r["macs"]
         r["val_drop_pt"] = (base["val_top1"] - r["val_top1"]) * 100 if own_split else None
         r["test_drop_pt"] = (base["test_top1"] - r["test_top1"]) * 100
-        print(f"{r['epochs']:>3} {r['network']:<28} {r['macs']:>11,} {r['macs_ratio']:>5.1f}x {_pct(r['val_top1']):>7} "
-              f"{r['test_top1']:>7.2%} {_pt(r['val_drop_pt']):>9} {r['test_drop_pt']:>8.2f}pt")
+        print(f"{r['epochs']:>3} {r['seed']:>4} {r['network']:<28} {r['macs']:>11,} {r['macs_ratio']:>5.1f}x "
+              f"{_pct(r['val_top1']):>7} {r['test_top1']:>7.2%} {_pt(r['val_drop_pt']):>9} {r['test_drop_pt']:>8.2f}pt")
+    summary = []
+    if len(seeds) > 1:
+        print(f"\nover seeds {','.join(map(str, seeds))}: mean, sample sd and range of int8 top-1 (drop in pt on test)")
+        for e in epochs:
+            for name, _ in networks:
+                mine = [r for r in rows if r["network"] == name and r["epochs"] == e and not r.get("stored")]
+                entry = {"network": name, "epochs": e, "seeds": len(mine)}
+                for split in ("val", "test"):
+                    if mine[0][f"{split}_top1"] is not None:
+                        mean, sd, lo, hi = spread([r[f"{split}_top1"] for r in mine])
+                        entry[split] = {"mean": mean, "sd": sd, "min": lo, "max": hi}
+                mean, sd, lo, hi = spread([r["test_drop_pt"] for r in mine])
+                entry["test_drop_pt"] = {"mean": mean, "sd": sd, "min": lo, "max": hi}
+                summary.append(entry)
+                v, t = entry.get("val"), entry["test"]
+                val_text = "n/a" if v is None else f"{v['mean']:.2%} sd {v['sd'] * 100:.2f}pt"
+                print(f"E={e:<3} {name:<28} val {val_text}  test {t['mean']:.2%} sd {t['sd'] * 100:.2f}pt "
+                      f"[{t['min']:.2%}, {t['max']:.2%}]  test drop {mean:.2f}pt [{lo:.2f}, {hi:.2f}]")
     write_record(results_path, {"git_commit": code_commit(), "command": command_line("final_budget.py"),
                                 "run": str(run), "train_images": len(val.x_train),
-                                "validation_independent": own_split,
-                                "final_learning_rate": config.final_learning_rate, "rows": rows})
+                                "validation_independent": own_split, "seeds": seeds, "reference": args.reference,
+                                "final_learning_rate": config.final_learning_rate, "rows": rows,
+                                "over_seeds": summary})
     return 0
 
 

@@ -24,6 +24,9 @@ supernet of its own over it. ``--final-epochs`` gives the finals (and the refere
 
 ``--strategies ...,gensynth-front`` adds gensynth with the "front" elite (``synthesize --elite front``) on gensynth's
 prototype and supernet, at the same search budget and final recipe; P1 and P2 are printed for each gensynth.
+``gensynth-reward`` is the same with the default elite: with ``--seed N`` and gensynth's run folder linked into a
+new ``--out``, another draw of gensynth's search and final training on the same prototype and supernet, as random's
+and gensynth-front's runs of that invocation are (``benchmarks/synthesis_draws.py`` tallies P2 over draws).
 
 Re-running with the same --out resumes every run (nothing finished is redone).
 """
@@ -58,8 +61,9 @@ def main() -> int:
     parser.add_argument("--require", action="append", default=None,
                         help="requirement (repeatable; default accuracy_drop<=1.0pt and macs<=3.1M, i.e. >= 10x fewer)")
     parser.add_argument("--strategies", default="gensynth,random,width,l1prune",
-                        help="comma-separated; gensynth-front is gensynth with `synthesize --elite front`, searching "
-                             "gensynth's supernet from gensynth's prototype (so gensynth must come first)")
+                        help="comma-separated; gensynth-ELITE (gensynth-front, gensynth-reward) is gensynth with "
+                             "`synthesize --elite ELITE`, searching gensynth's supernet from gensynth's prototype (so "
+                             "gensynth must come first): with --seed, another draw of the search on the same supernet")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "synthesis_fashion_mnist.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
     parser.add_argument("--seed", type=int, default=0,
@@ -122,7 +126,7 @@ def main() -> int:
           + (f", {ref.test_top1:.2%} with the finals' extra training" if ref else "")
           + f"; reference {reference_top1:.2%}")
     side = proto.choices.get("resolution:input", 28)
-    header = (f"{'strategy':<15}{'network':<18}{'res':>4}{'MACs':>12}{'x fewer':>8}{'params':>9}{'val top-1':>10}"
+    header = (f"{'strategy':<16}{'network':<18}{'res':>4}{'MACs':>12}{'x fewer':>8}{'params':>9}{'val top-1':>10}"
               f"{'test top-1':>11}{'drop pt':>8}{'proxy':>8}{'host ms':>9}{'mJ/inf':>9}  {'energy source':<15}"
               f"{'NetScore':>9}")
     print(header)
@@ -133,11 +137,11 @@ def main() -> int:
         finals = []
         for c in r.finals:
             if c.status != "ok":
-                print(f"{strategy:<15}{c.candidate_id:<18}failed: {c.failure_reason}")
+                print(f"{strategy:<16}{c.candidate_id:<18}failed: {c.failure_reason}")
                 continue
             drop = (reference_top1 - c.test_top1) * 100
             resolution = c.choices.get("resolution:input", side)
-            print(f"{strategy:<15}{c.candidate_id:<18}{resolution:>4}{c.macs:>12,}{proto.macs / c.macs:>8.1f}{c.params:>9,}"
+            print(f"{strategy:<16}{c.candidate_id:<18}{resolution:>4}{c.macs:>12,}{proto.macs / c.macs:>8.1f}{c.params:>9,}"
                   f"{c.int8_top1:>10.2%}{c.test_top1:>11.2%}{drop:>8.2f}"
                   f"{(c.proxy_top1 if c.proxy_top1 is not None else float('nan')):>8.2%}{c.latency_ms:>9.3f}"
                   f"{(c.energy_mj if c.energy_mj is not None else float('nan')):>9.4f}  {c.energy_source or 'n/a':<15}"
@@ -165,8 +169,8 @@ def main() -> int:
         screening = read_summary(r.out_dir)
         summary[strategy]["screening"] = dataclasses.asdict(screening) if screening else None
         if screening is not None:
-            print(f"{strategy:<15}{screening.text()}")
-            print(f"{strategy:<15}measurements_saved={screening.predicted} measured={screening.measured} "
+            print(f"{strategy:<16}{screening.text()}")
+            print(f"{strategy:<16}measurements_saved={screening.predicted} measured={screening.measured} "
                   f"band_misses={screening.band_misses} band_checks={screening.checked_latency + screening.checked_energy}")
 
     tau = kendall_tau(tau_proxy, tau_final)

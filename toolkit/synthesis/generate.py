@@ -89,6 +89,19 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
                              + (" --finalize" if finalize else ""), options={"seeds": list(seeds)})
 
 
+def open_finished_run(ctx: Context, store, run_id: str) -> tuple[CandidateResult, dict]:
+    """Set a finished run's space, prototype (and space root) and evaluator on ``ctx``, all read from its folder
+    (``ctx.out``) and ``store``. Returns (its prototype, its stored candidates by id)."""
+    done = {r["candidate_id"]: r for r in store.query(
+        "SELECT * FROM candidates WHERE run_id=? ORDER BY cycle, candidate_id", (run_id,))}
+    if "prototype" not in done:
+        raise ToolkitError(f"The store {str(store.path)!r} has no prototype for run {run_id}; pass its --db")
+    open_space(ctx)
+    proto = _prototype(ctx, store, run_id, done)
+    _build_evaluator(ctx)
+    return proto, done
+
+
 def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None, *, finalize: bool = False,
                       progress: bool = False, kind: str = "sample", strategy: str = "sampled", command: str = "",
                       options: dict | None = None, keep: bool = True) -> GenerateResult:
@@ -116,17 +129,11 @@ def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None
     source_run = saved["run_id"]
     with RunLock(run):
         ctx = Context(config, run, parse_requirements(config.requirements))
-        open_space(ctx)
         ctx.progress = progress
         out = run / "generated"
         out.mkdir(exist_ok=True)
         with Store(db) as store:
-            done = {r["candidate_id"]: r for r in store.query(
-                "SELECT * FROM candidates WHERE run_id=? ORDER BY cycle, candidate_id", (source_run,))}
-            if "prototype" not in done:
-                raise ToolkitError(f"The store {str(db)!r} has no prototype for run {source_run}; pass its --db")
-            proto = _prototype(ctx, store, source_run, done)
-            _build_evaluator(ctx)
+            proto, done = open_finished_run(ctx, store, source_run)
             _search_reference(ctx, store, source_run, done, proto)
             if finalize:
                 run_reference(ctx, store, source_run, done, proto)

@@ -1,0 +1,128 @@
+"""P1 and P2 over several draws of the synthesis benchmark: the same settings, other ``--seed``.
+
+One draw of ``benchmarks/synthesis_fashion_mnist.py`` decides P2 (the synthesized network has fewer MACs than every
+baseline network at equal or better test top-1) on one final training of a handful of networks, and final training
+alone moves a network of equal MACs by tenths of a point (``benchmarks/final_budget.py --seeds``). So a single draw
+cannot separate two searches whose finals are that close. This script reads the results files of several draws
+(same settings apart from ``--seed``, ``--out``, ``--db`` and ``--results``; ``--strategies`` may differ), reprints
+each draw's P1 and P2 as the benchmark judged them, and adds the tally over draws and, per strategy, the median MACs
+of its smallest network within 1 pt on test. Nothing is trained or chosen here.
+
+    python benchmarks/synthesis_draws.py benchmarks/results/synthesis_fashion_mnist.json \\
+        benchmarks/results/synthesis_fashion_mnist_seed1.json --results benchmarks/results/synthesis_draws.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from record import check_results_path, code_commit, command_line, run_main, write_record  # noqa: E402
+
+PER_DRAW = ("--seed", "--out", "--db", "--results", "--strategies")  # what may differ between draws of one setting
+
+
+def settings(command: str) -> tuple[int, str]:
+    """(the draw's --seed, its command without the options that may differ between draws)."""
+    words = command.split()
+    seed, kept, skip = 0, [], False
+    for i, word in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        name = word.split("=", 1)[0]
+        if name in PER_DRAW:
+            value = word.split("=", 1)[1] if "=" in word else words[i + 1] if i + 1 < len(words) else ""
+            skip = "=" not in word
+            if name == "--seed":
+                seed = int(value)
+            continue
+        kept.append(word)
+    return seed, " ".join(kept)
+
+
+def smallest_within(finals: list[dict]) -> dict | None:
+    """The final with the fewest MACs among those within the requirement on test, or None."""
+    meeting = [f for f in finals if f["meets_on_test"]]
+    return min(meeting, key=lambda f: f["macs"]) if meeting else None
+
+
+def main() -> int:
+    from toolkit.errors import InvalidArgumentError
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("draws", nargs="+", help="results files of synthesis_fashion_mnist.py, one per draw")
+    parser.add_argument("--baseline", default="random", help="the baseline P2 is tallied against (default: random)")
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "synthesis_draws.json"))
+    parser.add_argument("--force", action="store_true", help="replace an existing --results file")
+    args = parser.parse_args()
+    check_results_path(args.results, args.force)
+
+    draws, common = [], None
+    for path in args.draws:
+        try:
+            record = json.loads(Path(path).read_text())
+            seed, rest = settings(record["command"])
+            strategies = record["strategies"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidArgumentError(f"{path!r} is not a results file of synthesis_fashion_mnist.py "
+                                       f"({type(exc).__name__}: {exc})") from None
+        if common is None:
+            common = rest
+        elif rest != common:
+            raise InvalidArgumentError(f"{path!r} ran other settings than {args.draws[0]!r}; draws differ only in "
+                                       f"{', '.join(PER_DRAW)}. Received: {rest!r} vs {common!r}")
+        if args.baseline not in strategies:
+            raise InvalidArgumentError(f"{path!r} has no {args.baseline!r} strategy to tally P2 against; pass "
+                                       f"--baseline with one of {', '.join(strategies)}")
+        draws.append((path, seed, record))
+    seeds = [seed for _, seed, _ in draws]
+    if len(set(seeds)) != len(seeds):
+        raise InvalidArgumentError(f"two results files are the same draw (--seed {seeds}); pass each draw once")
+
+    synthesized = sorted({name for _, _, r in draws for name, s in r["strategies"].items() if "targets" in s})
+    print(f"{'seed':>4}  {'strategy':<15} {'smallest within 1 pt on test':<34} P2 vs {args.baseline}")
+    rows, smallest, runs = [], {}, {}
+    for path, seed, record in sorted(draws, key=lambda d: d[1]):
+        for name, s in record["strategies"].items():
+            best = smallest_within(s["finals"])
+            # A draw may resume another draw's run of a strategy (its folder linked in): the same finals. It counts
+            # once, in the draw that ran it; its P2 in a later draw still counts (the baseline there is new).
+            first = runs.setdefault((name, json.dumps(s["finals"], sort_keys=True)), seed)
+            if first == seed:
+                smallest.setdefault(name, []).append(best["macs"] if best else None)
+            p2 = s.get("targets", {}).get("p2", {}).get(args.baseline)
+            text = "n/a" if best is None else f"{best['candidate_id']} {best['macs']:>9,} ({best['drop_pt']:+.2f} pt)"
+            verdict = "" if p2 is None else ("held" if p2["fewer_macs"] else f"missed (rival {p2['rival']})")
+            again = "" if first == seed else f"  [the run of seed {first}, resumed]"
+            print(f"{seed:>4}  {name:<15} {text:<34} {verdict}{again}")
+            rows.append({"file": path, "seed": seed, "strategy": name, "run_of_seed": first, "smallest_within": best,
+                         "p2_vs_baseline": p2, "candidates_per_hour": s.get("candidates_per_hour")})
+    tally = {}
+    print()
+    for name in synthesized:
+        verdicts = [r["p2_vs_baseline"]["fewer_macs"] for r in rows
+                    if r["strategy"] == name and r["p2_vs_baseline"] is not None]
+        tally[name] = {"held": sum(verdicts), "draws": len(verdicts)}
+        print(f"P2 {name} vs {args.baseline}: held in {sum(verdicts)} of {len(verdicts)} draws")
+    medians = {}
+    for name, macs in smallest.items():
+        found = [m for m in macs if m is not None]
+        medians[name] = {"median_macs": statistics.median(found) if found else None, "runs_with_one": len(found),
+                         "runs": len(macs)}
+        median = "none" if not found else f"{statistics.median(found):,.0f}"
+        print(f"median MACs of {name}'s smallest network within 1 pt on test: {median} "
+              f"({len(found)} of its {len(macs)} distinct runs have one)")
+    write_record(args.results, {"git_commit": code_commit(), "command": command_line("synthesis_draws.py"),
+                                "settings": common, "seeds": sorted(seeds), "baseline": args.baseline,
+                                "rows": rows, "p2_tally": tally, "smallest_within_median": medians})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
