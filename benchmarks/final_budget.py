@@ -15,12 +15,13 @@ network and E, on the test split. Nothing is chosen here: the networks were chos
 With ``--seeds 0,1,2`` every network is trained once per final-training seed (the seed of the recipe's data
 order; the weights it starts from and the train/validation split stay the run's), which measures how far final
 training alone moves a network: a margin between two searches' finals smaller than that is not a result. A network
-stored by several runs of one store (draws with other ``--seed``) is named ``STRATEGY:CANDIDATE_ID@RUN_FOLDER``.
+stored by several runs of one store (draws with other ``--seed``) is named ``STRATEGY:CANDIDATE_ID@RUN_FOLDER``
+(STRATEGY as the run stores it: ``gensynth`` for the benchmark's gensynth-front).
 ``--reference stored`` judges drops against the reference the run itself trained (same recipe, its seed) instead of
 training it again per E and seed (about 8 minutes each at 6 epochs here); only for the run's own final epochs.
 
-    python benchmarks/final_budget.py --run R/gensynth --db R/bench.db --epochs 6 --seeds 0,1,2 \
-        --reference stored --networks gensynth-front:final-c006-00@R/gensynth-front,random:final-c010-08@R/random \
+    python benchmarks/final_budget.py --run R/gensynth --db R/bench.db --epochs 6 --seeds 0,1,2 \\
+        --reference stored --networks gensynth:final-c006-00@R/gensynth-front,random:final-c010-08@R/random \\
         --results benchmarks/results/final_seeds.json
 
 Prints a table (MACs ratio, top-1, drop vs the reference trained for the same E) and, with more than one seed, the
