@@ -17,8 +17,10 @@ order; the weights it starts from and the train/validation split stay the run's)
 training alone moves a network: a margin between two searches' finals smaller than that is not a result. A network
 stored by several runs of one store (draws with other ``--seed``) is named ``STRATEGY:CANDIDATE_ID@RUN_FOLDER``
 (STRATEGY as the run stores it: ``gensynth`` for the benchmark's gensynth-front).
-``--reference stored`` judges drops against the reference the run itself trained (same recipe, its seed) instead of
-training it again per E and seed (about 8 minutes each at 6 epochs here); only for the run's own final epochs.
+``--reference stored`` judges drops against the reference the run itself trained (same recipe, its seed; its .tflite
+read again on the same images) instead of training it again per E and seed (about 8 minutes each at 6 epochs
+here); only for the run's own final epochs. Validation top-1 here is on the whole validation split; the run itself
+judged its finals on the first ``n_eval`` of those images (the benchmark's ``--eval-samples``, 2,000).
 
     python benchmarks/final_budget.py --run R/gensynth --db R/bench.db --epochs 6 --seeds 0,1,2 \\
         --reference stored --networks gensynth:final-c006-00@R/gensynth-front,random:final-c010-08@R/random \\
@@ -69,19 +71,21 @@ def stored_choices(db: str, strategy: str, candidate_id: str, run_id: str | None
     return json.loads(rows[0][1])["choices"]
 
 
-def stored_reference(db: str, run_id: str) -> tuple[float, float]:
-    """(validation, test) int8 top-1 of the reference the run trained (read only)."""
+def stored_reference(db: str, run_id: str) -> str:
+    """The int8 .tflite file of the reference the run trained (its store read only)."""
     from toolkit.errors import InvalidArgumentError
 
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        row = con.execute("SELECT int8_top1, test_top1 FROM candidates WHERE run_id=? AND candidate_id='reference' "
+        row = con.execute("SELECT extra_json FROM candidates WHERE run_id=? AND candidate_id='reference' "
                           "AND status='ok'", (run_id,)).fetchone()
     finally:
         con.close()
-    if row is None or None in row:
-        raise InvalidArgumentError(f"run {run_id} in {db} holds no evaluated reference; use --reference train")
-    return float(row[0]), float(row[1])
+    path = json.loads(row[0] or "{}").get("tflite_path") if row else None
+    if path is None or not Path(path).is_file():
+        raise InvalidArgumentError(f"run {run_id} in {db} keeps no reference .tflite"
+                                   f"{'' if path is None else f' ({path!r} is gone)'}; use --reference train")
+    return path
 
 
 def spread(values: list[float]) -> tuple[float, float, float, float]:
@@ -175,11 +179,13 @@ def main() -> int:
     val = ctx.train_data  # its x_test/y_test are the validation split
 
     rows = []
-    if args.reference == "stored":
-        val_top1, test_top1 = stored_reference(args.db, run_file["run_id"])
+    if args.reference == "stored":  # read again here, on the same validation images as the networks
+        path = stored_reference(args.db, run_file["run_id"])
         rows.append({"network": "reference", "epochs": run_epochs, "seed": config.seed, "stored": True,
-                     "macs": count_macs(ctx.prototype_model), "train_s": None, "val_top1": val_top1,
-                     "test_top1": test_top1})
+                     "macs": count_macs(ctx.prototype_model), "train_s": None,
+                     "val_top1": evaluate_tflite(path, val.x_test, val.y_test, num_threads=config.threads),
+                     "test_top1": report_on_test(ctx, path)})
+        print(f"reference (the run's, {path}): val {rows[0]['val_top1']:.2%}  test {rows[0]['test_top1']:.2%}")
     for seed in seeds:
         for e in epochs:
             ctx.config = dataclasses.replace(config, final_epochs=e, seed=seed)
