@@ -46,6 +46,11 @@ def settings(command: str) -> tuple[int, str]:
     return seed, " ".join(kept)
 
 
+def method(strategy: str) -> str:
+    """The method a strategy draws: gensynth-reward is gensynth (the default elite) run on gensynth's supernet."""
+    return "gensynth" if strategy == "gensynth-reward" else strategy
+
+
 def smallest_within(finals: list[dict]) -> dict | None:
     """The final with the fewest MACs among those within the requirement on test, or None."""
     meeting = [f for f in finals if f["meets_on_test"]]
@@ -85,39 +90,38 @@ def main() -> int:
     if len(set(seeds)) != len(seeds):
         raise InvalidArgumentError(f"two results files are the same draw (--seed {seeds}); pass each draw once")
 
-    synthesized = sorted({name for _, _, r in draws for name, s in r["strategies"].items() if "targets" in s})
-    print(f"{'seed':>4}  {'strategy':<15} {'smallest within 1 pt on test':<34} P2 vs {args.baseline}")
-    rows, smallest, runs = [], {}, {}
+    print(f"{'seed':>4}  {'strategy':<16} {'smallest within 1 pt on test':<34} P2 vs {args.baseline}")
+    rows, runs = [], {}
     for path, seed, record in sorted(draws, key=lambda d: d[1]):
         for name, s in record["strategies"].items():
             best = smallest_within(s["finals"])
-            # A draw may resume another draw's run of a strategy (its folder linked in): the same finals. It counts
-            # once, in the draw that ran it; its P2 in a later draw still counts (the baseline there is new).
+            # A draw may resume another draw's run (its folder linked in): the same finals. Only a run made in its
+            # own draw counts, against the baseline run of that draw.
             first = runs.setdefault((name, json.dumps(s["finals"], sort_keys=True)), seed)
-            if first == seed:
-                smallest.setdefault(name, []).append(best["macs"] if best else None)
             p2 = s.get("targets", {}).get("p2", {}).get(args.baseline)
             text = "n/a" if best is None else f"{best['candidate_id']} {best['macs']:>9,} ({best['drop_pt']:+.2f} pt)"
             verdict = "" if p2 is None else ("held" if p2["fewer_macs"] else f"missed (rival {p2['rival']})")
-            again = "" if first == seed else f"  [the run of seed {first}, resumed]"
-            print(f"{seed:>4}  {name:<15} {text:<34} {verdict}{again}")
-            rows.append({"file": path, "seed": seed, "strategy": name, "run_of_seed": first, "smallest_within": best,
-                         "p2_vs_baseline": p2, "candidates_per_hour": s.get("candidates_per_hour")})
-    tally = {}
+            again = "" if first == seed else f"  [the run of seed {first}, resumed: not counted]"
+            print(f"{seed:>4}  {name:<16} {text:<34} {verdict}{again}")
+            rows.append({"file": path, "seed": seed, "strategy": name, "method": method(name),
+                         "own_draw": first == seed, "smallest_within": best, "p2_vs_baseline": p2,
+                         "candidates_per_hour": s.get("candidates_per_hour")})
+    own = [r for r in rows if r["own_draw"]]
+    tally, medians = {}, {}
     print()
-    for name in synthesized:
-        verdicts = [r["p2_vs_baseline"]["fewer_macs"] for r in rows
-                    if r["strategy"] == name and r["p2_vs_baseline"] is not None]
+    for name in sorted({r["method"] for r in own if r["p2_vs_baseline"] is not None}):
+        verdicts = [r["p2_vs_baseline"]["fewer_macs"] for r in own
+                    if r["method"] == name and r["p2_vs_baseline"] is not None]
         tally[name] = {"held": sum(verdicts), "draws": len(verdicts)}
         print(f"P2 {name} vs {args.baseline}: held in {sum(verdicts)} of {len(verdicts)} draws")
-    medians = {}
-    for name, macs in smallest.items():
+    for name in dict.fromkeys(r["method"] for r in own):
+        macs = [r["smallest_within"]["macs"] if r["smallest_within"] else None for r in own if r["method"] == name]
         found = [m for m in macs if m is not None]
         medians[name] = {"median_macs": statistics.median(found) if found else None, "runs_with_one": len(found),
                          "runs": len(macs)}
         median = "none" if not found else f"{statistics.median(found):,.0f}"
         print(f"median MACs of {name}'s smallest network within 1 pt on test: {median} "
-              f"({len(found)} of its {len(macs)} distinct runs have one)")
+              f"({len(found)} of its {len(macs)} draws have one)")
     write_record(args.results, {"git_commit": code_commit(), "command": command_line("synthesis_draws.py"),
                                 "settings": common, "seeds": sorted(seeds), "baseline": args.baseline,
                                 "rows": rows, "p2_tally": tally, "smallest_within_median": medians})
