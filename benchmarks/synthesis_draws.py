@@ -6,7 +6,9 @@ alone moves a network of equal MACs by tenths of a point (``benchmarks/final_bud
 cannot separate two searches whose finals are that close. This script reads the results files of several draws
 (same settings apart from ``--seed``, ``--out``, ``--db`` and ``--results``; ``--strategies`` may differ), reprints
 each draw's P1 and P2 as the benchmark judged them, and adds the tally over draws and, per strategy, the median MACs
-of its smallest network within 1 pt on test. Nothing is trained or chosen here.
+of its smallest network within 1 pt on test. Then, pooled over the draws' finals, what the search's proxy says about
+final top-1 beyond what MACs say (Kendall's tau of the residuals once both are fitted on log MACs): a search can
+beat uniform sampling at equal MACs only through that. Nothing is trained or chosen here.
 
     python benchmarks/synthesis_draws.py benchmarks/results/synthesis_fashion_mnist.json \\
         benchmarks/results/synthesis_fashion_mnist_seed1.json --results benchmarks/results/synthesis_draws.json
@@ -22,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import check_results_path, code_commit, command_line, run_main, write_record  # noqa: E402
+from record import check_results_path, code_commit, command_line, kendall_tau, run_main, write_record  # noqa: E402
 
 PER_DRAW = ("--seed", "--out", "--db", "--results", "--strategies")  # what may differ between draws of one setting
 
@@ -55,6 +57,39 @@ def smallest_within(finals: list[dict]) -> dict | None:
     """The final with the fewest MACs among those within the requirement on test, or None."""
     meeting = [f for f in finals if f["meets_on_test"]]
     return min(meeting, key=lambda f: f["macs"]) if meeting else None
+
+
+def proxy_beyond_macs(draws) -> dict:
+    """What the search's proxy tells about final top-1 that MACs do not: over every distinct final with a proxy
+    (the strategies searching gensynth's supernet), Kendall's tau of proxy vs final, of log MACs vs final, and of
+    the two residuals once each is fitted on log MACs (least squares); and the residual sd of final top-1."""
+    import numpy as np
+
+    seen, finals, strategies = set(), [], []
+    for _, _, record in draws:
+        for name, s in record["strategies"].items():
+            if name in ("width", "l1prune"):  # width has a supernet of its own; l1prune no proxy from a supernet
+                continue
+            for f in s["finals"]:
+                key = (f["macs"], f["proxy_val_top1"], f["val_top1"], f["test_top1"])
+                if f["proxy_val_top1"] is not None and key not in seen:
+                    seen.add(key)
+                    finals.append(f)
+                    strategies += [name] if name not in strategies else []
+    log_macs = np.log([f["macs"] for f in finals])
+    design = np.vstack([log_macs, np.ones_like(log_macs)]).T
+
+    def residual(y):
+        return y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+
+    proxy = np.array([f["proxy_val_top1"] for f in finals])
+    out = {"networks": len(finals), "strategies": strategies}
+    for split in ("val", "test"):
+        final = np.array([f[f"{split}_top1"] for f in finals])
+        out[split] = {"proxy": kendall_tau(list(proxy), list(final)), "macs": kendall_tau(list(log_macs), list(final)),
+                      "proxy_beyond_macs": kendall_tau(list(residual(proxy)), list(residual(final))),
+                      "residual_sd_pt": float(np.std(residual(final), ddof=2) * 100)}
+    return out
 
 
 def main() -> int:
@@ -122,9 +157,18 @@ def main() -> int:
         median = "none" if not found else f"{statistics.median(found):,.0f}"
         print(f"median MACs of {name}'s smallest network within 1 pt on test: {median} "
               f"({len(found)} of its {len(macs)} draws have one)")
+    proxy = proxy_beyond_macs(draws)
+    print(f"\nproxy vs final top-1 over the {proxy['networks']} distinct finals with a proxy from "
+          f"{', '.join(proxy['strategies'])} (pooled over draws):")
+    for split in ("val", "test"):
+        t = proxy[split]
+        print(f"  {split:<4}: Kendall tau proxy {t['proxy']:.3f}, log MACs alone {t['macs']:.3f}; after log MACs "
+              f"(residuals of both) {t['proxy_beyond_macs']:.3f}; residual sd of final top-1 "
+              f"{t['residual_sd_pt']:.2f} pt")
     write_record(args.results, {"git_commit": code_commit(), "command": command_line("synthesis_draws.py"),
                                 "settings": common, "seeds": sorted(seeds), "baseline": args.baseline,
-                                "rows": rows, "p2_tally": tally, "smallest_within_median": medians})
+                                "rows": rows, "p2_tally": tally, "smallest_within_median": medians,
+                                "proxy_beyond_macs": proxy})
     return 0
 
 
