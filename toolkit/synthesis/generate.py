@@ -130,10 +130,10 @@ def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None
     with RunLock(run):
         ctx = Context(config, run, parse_requirements(config.requirements))
         ctx.progress = progress
-        out = run / "generated"
-        out.mkdir(exist_ok=True)
         with Store(db) as store:
-            proto, done = open_finished_run(ctx, store, source_run)
+            proto, done = open_finished_run(ctx, store, source_run)  # refuses a mismatched run before any write
+            out = run / "generated"
+            out.mkdir(exist_ok=True)
             _search_reference(ctx, store, source_run, done, proto)
             if finalize:
                 run_reference(ctx, store, source_run, done, proto)
