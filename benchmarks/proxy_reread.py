@@ -1,0 +1,137 @@
+"""Is the search's proxy noise? The finals of the synthesis benchmark's draws, their proxy read again on other images.
+
+A search candidate's proxy is its int8 top-1, weights from the supernet, on the first ``n_eval`` validation images
+(the benchmark's ``--eval-samples``, 2,000). The finals were chosen on that number, so on those images their proxy
+holds the luck of the read as well as the network. This script takes every final in the store that has a proxy from
+the run's supernet (the runs of ``gensynth`` and ``random`` strategies: gensynth, gensynth-front, gensynth-reward
+and random of every draw), builds its proxy again exactly as the search did (weights from the supernet, batch-norm
+statistics re-estimated, int8) and reads it on the validation images the search did not use. Then, against final
+top-1 on test: Kendall's tau of the stored proxy, of the re-read one, and of log MACs, and of each proxy's residual
+once both it and final top-1 are fitted on log MACs (what the proxy says beyond MACs). The stored proxy is read again
+on its own images as a check that the rebuild is the search's. Nothing is trained or chosen here.
+
+    python benchmarks/proxy_reread.py --run /work/bench-res2/gensynth --db /work/bench-res2/bench.db
+
+Writes ``benchmarks/results/proxy_reread.json`` (an existing one only with ``--force``, checked before any work).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from record import check_results_path, code_commit, command_line, kendall_tau, run_main, write_record  # noqa: E402
+
+
+def stored_finals(store, run_id: str, folder: Path) -> list[dict]:
+    """Every final of a synthesis run in ``store`` whose proxy came from the supernet of run ``run_id`` in
+    ``folder`` (that run, and the runs whose ``supernet_path`` is that folder, through a link or not), one per
+    architecture and test top-1 (a draw that resumed another's run repeats its rows)."""
+    runs = [r["run_id"] for r in store.query("SELECT run_id, options_json FROM runs WHERE kind='synthesis'")
+            if r["run_id"] == run_id or (json.loads(r["options_json"] or "{}").get("supernet_path")
+                                         and Path(json.loads(r["options_json"])["supernet_path"]).resolve()
+                                         == folder.resolve())]
+    seen, finals = set(), []
+    for rid in runs:
+        for row in store.query("SELECT candidate_id, strategy, spec_hash, macs, proxy_top1, test_top1, extra_json "
+                               "FROM candidates WHERE run_id=? AND phase='final' AND status='ok' AND proxy_top1 IS NOT "
+                               "NULL", (rid,)):
+            key = (row["spec_hash"], row["test_top1"])
+            if key not in seen:
+                seen.add(key)
+                finals.append({"run_id": rid, "candidate_id": row["candidate_id"], "strategy": row["strategy"],
+                               "macs": row["macs"], "proxy_stored": row["proxy_top1"], "test_top1": row["test_top1"],
+                               "choices": json.loads(row["extra_json"])["choices"]})
+    return finals
+
+
+def main() -> int:
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="the gensynth run folder whose supernet the draws searched")
+    parser.add_argument("--db", required=True, help="the benchmark's store (read: nothing is written to it)")
+    parser.add_argument("--work", default="/tmp/proxy-reread", help="folder for the .tflite files")
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "proxy_reread.json"))
+    parser.add_argument("--force", action="store_true", help="replace an existing --results file")
+    args = parser.parse_args()
+    results_path = check_results_path(args.results, args.force)
+
+    from toolkit.convert.interpreter import evaluate_tflite
+    from toolkit.convert import convert_model
+    from toolkit.errors import InvalidArgumentError
+    from toolkit.store import Store
+    from toolkit.synthesis.assess import Context
+    from toolkit.synthesis.config import SynthesisConfig
+    from toolkit.synthesis.generate import open_finished_run
+    from toolkit.synthesis.loop import RunLock, read_run_file
+    from toolkit.synthesis.requirements import parse_requirements
+
+    run = Path(args.run)
+    saved = read_run_file(run)
+    config = SynthesisConfig.from_dict(saved["config"])
+    if config.n_eval is None:
+        raise InvalidArgumentError(f"the run in {str(run)!r} read its proxy on every validation image (no n_eval): "
+                                   f"there are no other images to read it on")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = Context(config, run, parse_requirements(config.requirements))
+    started = time.perf_counter()
+    with RunLock(run), Store(args.db) as store:
+        open_finished_run(ctx, store, saved["run_id"])
+        finals = stored_finals(store, saved["run_id"], run)
+    if len(finals) < 3:
+        raise InvalidArgumentError(f"only {len(finals)} finals with a proxy from {saved['run_id']}'s supernet in "
+                                   f"{args.db}; pass the store the benchmark's draws wrote")
+    val = ctx.train_data  # x_test: the whole validation split; the search read its first n_eval images
+    n = len(ctx.search_data.x_test)
+    print(f"{len(finals)} finals; proxy read on validation images 1-{n} (the search's) and {n + 1}-{len(val.x_test)}")
+    print(f"{'run':<34}{'final':<16}{'MACs':>11}{'stored':>8}{'again':>8}{'others':>8}{'test':>8}")
+    for f in finals:
+        model, _ = ctx.evaluator.proxy(f["choices"], name=f"reread_{f['candidate_id']}")
+        path = work / f"{f['run_id']}_{f['candidate_id']}_int8.tflite"
+        convert_model(model, ctx.search_data, path, mode="int8")  # calibrated as the search's was
+        f["proxy_again"] = evaluate_tflite(path, val.x_test[:n], val.y_test[:n], num_threads=config.threads)
+        f["proxy_others"] = evaluate_tflite(path, val.x_test[n:], val.y_test[n:], num_threads=config.threads)
+        print(f"{f['run_id']:<34}{f['candidate_id']:<16}{f['macs']:>11,}{f['proxy_stored']:>8.2%}"
+              f"{f['proxy_again']:>8.2%}{f['proxy_others']:>8.2%}{f['test_top1']:>8.2%}", flush=True)
+
+    log_macs = np.log([f["macs"] for f in finals])
+    design = np.vstack([log_macs, np.ones_like(log_macs)]).T
+
+    def residual(y):
+        y = np.asarray(y, dtype=float)
+        return y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+
+    test = [f["test_top1"] for f in finals]
+    taus = {"macs": kendall_tau(list(log_macs), test)}
+    for key in ("proxy_stored", "proxy_others"):
+        values = [f[key] for f in finals]
+        taus[key] = {"tau": kendall_tau(values, test),
+                     "beyond_macs": kendall_tau(list(residual(values)), list(residual(test))),
+                     "residual_sd_pt": float(np.std(residual(values), ddof=2) * 100)}
+    same = sum(abs(f["proxy_again"] - f["proxy_stored"]) < 1e-9 for f in finals)
+    print(f"\nrebuild check: {same} of {len(finals)} proxies read again on the search's images equal the stored ones")
+    print(f"Kendall tau vs final test top-1 over {len(finals)} finals: log MACs {taus['macs']:.3f}")
+    for key, label in (("proxy_stored", f"stored proxy (images 1-{n})"),
+                       ("proxy_others", f"proxy on images {n + 1}-{len(val.x_test)}")):
+        t = taus[key]
+        print(f"  {label:<34}: tau {t['tau']:.3f}, beyond log MACs {t['beyond_macs']:.3f}, "
+              f"its residual sd {t['residual_sd_pt']:.2f} pt")
+    seconds = time.perf_counter() - started
+    print(f"{seconds:.0f} s")
+    write_record(results_path, {"git_commit": code_commit(), "command": command_line("proxy_reread.py"),
+                                "run": str(run), "search_images": n, "other_images": len(val.x_test) - n,
+                                "rebuilt_equal": same, "finals": [{k: v for k, v in f.items() if k != "choices"}
+                                                                  for f in finals],
+                                "kendall_tau": taus, "seconds": seconds})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
