@@ -63,7 +63,7 @@ def proxy_beyond_macs(draws) -> dict:
     """What the search's proxy tells about final top-1 that MACs do not: over every distinct final with a proxy
     (the strategies searching gensynth's supernet), Kendall's tau of proxy vs final, of log MACs vs final, and of
     the two residuals once each is fitted on log MACs (least squares); the residual sd of final top-1 and of the
-    proxy (to set beside the proxy's sampling noise on the validation images it is read on)."""
+    proxy (whether that spread is the network or the read: ``proxy_reread.py``)."""
     import numpy as np
 
     seen, finals, strategies = set(), [], []
@@ -85,8 +85,7 @@ def proxy_beyond_macs(draws) -> dict:
 
     proxy = np.array([f["proxy_val_top1"] for f in finals])
     out = {"networks": len(finals), "strategies": strategies,
-           "proxy_residual_sd_pt": float(np.std(residual(proxy), ddof=2) * 100),
-           "proxy_mean": float(proxy.mean())}
+           "proxy_residual_sd_pt": float(np.std(residual(proxy), ddof=2) * 100)}
     for split in ("val", "test"):
         final = np.array([f[f"{split}_top1"] for f in finals])
         out[split] = {"proxy": kendall_tau(list(proxy), list(final)), "macs": kendall_tau(list(log_macs), list(final)),
@@ -168,10 +167,8 @@ def main() -> int:
         print(f"  {split:<4}: Kendall tau proxy {t['proxy']:.3f}, log MACs alone {t['macs']:.3f}; after log MACs "
               f"(residuals of both) {t['proxy_beyond_macs']:.3f}; residual sd of final top-1 "
               f"{t['residual_sd_pt']:.2f} pt")
-    print(f"  the proxy's own spread at equal MACs (residual sd after log MACs): "
-          f"{proxy['proxy_residual_sd_pt']:.2f} pt; "
-          f"the sampling sd of a top-1 of {proxy['proxy_mean']:.0%} read on n images is "
-          f"{(proxy['proxy_mean'] * (1 - proxy['proxy_mean'])) ** 0.5 * 100:.0f} / sqrt(n) pt")
+    print(f"  the proxy's own spread at equal MACs (its residual sd after log MACs): "
+          f"{proxy['proxy_residual_sd_pt']:.2f} pt")
     write_record(args.results, {"git_commit": code_commit(), "command": command_line("synthesis_draws.py"),
                                 "settings": common, "seeds": sorted(seeds), "baseline": args.baseline,
                                 "rows": rows, "p2_tally": tally, "smallest_within_median": medians,
