@@ -9,7 +9,9 @@ statistics re-estimated, int8) and reads it on the validation images the search 
 top-1 on test: Kendall's tau of the stored proxy, of the re-read one, and of log MACs, and of each proxy's residual
 once both it and final top-1 are fitted on log MACs (what the proxy says beyond MACs); and how well the two reads'
 residuals agree (a property of the network if they do, the luck of the read if not). The stored proxy is read again
-on its own images as a check that the rebuild is the search's. Nothing is trained or chosen here.
+on its own images as a check that the rebuild is the search's. With ``--finetune-epochs E`` each rebuilt network is
+also fine-tuned E epochs on ``--finetune-images`` training images (the final recipe's learning rate) and read on the
+same other images: a candidate evaluator, judged by the same residual tau. Nothing is chosen here.
 
     python benchmarks/proxy_reread.py --run /work/bench-res2/gensynth --db /work/bench-res2/bench.db
 
@@ -57,11 +59,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="the gensynth run folder whose supernet the draws searched")
     parser.add_argument("--db", required=True, help="the benchmark's store (read: nothing is written to it)")
+    parser.add_argument("--finetune-epochs", type=int, default=0,
+                        help="also fine-tune each rebuilt network this many epochs (the final recipe's learning rate) "
+                             "on --finetune-images training images and read it on the same other images: a candidate "
+                             "evaluator (default 0: off)")
+    parser.add_argument("--finetune-images", type=int, default=10_000)
     parser.add_argument("--work", default="/tmp/proxy-reread", help="folder for the .tflite files")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "proxy_reread.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
     args = parser.parse_args()
     results_path = check_results_path(args.results, args.force)
+    if args.finetune_epochs < 0 or args.finetune_images < 1:
+        parser.error(f"--finetune-epochs must be >= 0 and --finetune-images >= 1. Received: {args.finetune_epochs}, "
+                     f"{args.finetune_images}")
 
     from toolkit.convert.interpreter import evaluate_tflite
     from toolkit.convert import convert_model
@@ -72,6 +82,7 @@ def main() -> int:
     from toolkit.synthesis.generate import open_finished_run
     from toolkit.synthesis.loop import RunLock, read_run_file
     from toolkit.synthesis.requirements import parse_requirements
+    from toolkit.train import TrainBudget, train
 
     run = Path(args.run)
     saved = read_run_file(run)
@@ -92,15 +103,27 @@ def main() -> int:
     val = ctx.train_data  # x_test: the whole validation split; the search read its first n_eval images
     n = len(ctx.search_data.x_test)
     print(f"{len(finals)} finals; proxy read on validation images 1-{n} (the search's) and {n + 1}-{len(val.x_test)}")
-    print(f"{'run':<34}{'final':<16}{'MACs':>11}{'stored':>8}{'again':>8}{'others':>8}{'test':>8}")
+    tune = val.subset(n_train=min(args.finetune_images, len(val.x_train)), seed=config.split_seed)
+    print(f"{'run':<34}{'final':<16}{'MACs':>11}{'stored':>8}{'again':>8}{'others':>8}"
+          + (f"{'tuned':>8}" if args.finetune_epochs else "") + f"{'test':>8}")
     for f in finals:
         model, _ = ctx.evaluator.proxy(f["choices"], name=f"reread_{f['candidate_id']}")
         path = work / f"{f['run_id']}_{f['candidate_id']}_int8.tflite"
         convert_model(model, ctx.search_data, path, mode="int8")  # calibrated as the search's was
         f["proxy_again"] = evaluate_tflite(path, val.x_test[:n], val.y_test[:n], num_threads=config.threads)
         f["proxy_others"] = evaluate_tflite(path, val.x_test[n:], val.y_test[n:], num_threads=config.threads)
+        if args.finetune_epochs:
+            t0 = time.perf_counter()
+            train(model, tune, TrainBudget(epochs=args.finetune_epochs), learning_rate=config.final_learning_rate,
+                  seed=config.seed, progress=False)
+            tuned = work / f"{f['run_id']}_{f['candidate_id']}_tuned_int8.tflite"
+            convert_model(model, ctx.search_data, tuned, mode="int8")
+            f["finetuned_others"] = evaluate_tflite(tuned, val.x_test[n:], val.y_test[n:], num_threads=config.threads)
+            f["finetune_s"] = time.perf_counter() - t0
         print(f"{f['run_id']:<34}{f['candidate_id']:<16}{f['macs']:>11,}{f['proxy_stored']:>8.2%}"
-              f"{f['proxy_again']:>8.2%}{f['proxy_others']:>8.2%}{f['test_top1']:>8.2%}", flush=True)
+              f"{f['proxy_again']:>8.2%}{f['proxy_others']:>8.2%}"
+              + (f"{f['finetuned_others']:>8.2%}" if args.finetune_epochs else "") + f"{f['test_top1']:>8.2%}",
+              flush=True)
 
     log_macs = np.log([f["macs"] for f in finals])
     design = np.vstack([log_macs, np.ones_like(log_macs)]).T
@@ -111,7 +134,7 @@ def main() -> int:
 
     test = [f["test_top1"] for f in finals]
     taus = {"macs": kendall_tau(list(log_macs), test)}
-    for key in ("proxy_stored", "proxy_others"):
+    for key in ("proxy_stored", "proxy_others") + (("finetuned_others",) if args.finetune_epochs else ()):
         values = [f[key] for f in finals]
         taus[key] = {"tau": kendall_tau(values, test),
                      "beyond_macs": kendall_tau(list(residual(values)), list(residual(test))),
@@ -123,8 +146,11 @@ def main() -> int:
     same = sum(abs(f["proxy_again"] - f["proxy_stored"]) < 1e-9 for f in finals)
     print(f"\nrebuild check: {same} of {len(finals)} proxies read again on the search's images equal the stored ones")
     print(f"Kendall tau vs final test top-1 over {len(finals)} finals: log MACs {taus['macs']:.3f}")
-    for key, label in (("proxy_stored", f"stored proxy (images 1-{n})"),
-                       ("proxy_others", f"proxy on images {n + 1}-{len(val.x_test)}")):
+    labels = [("proxy_stored", f"stored proxy (images 1-{n})"),
+              ("proxy_others", f"proxy on images {n + 1}-{len(val.x_test)}")]
+    if args.finetune_epochs:
+        labels.append(("finetuned_others", f"{args.finetune_epochs}-epoch fine-tune, same images"))
+    for key, label in labels:
         t = taus[key]
         print(f"  {label:<34}: tau {t['tau']:.3f}, beyond log MACs {t['beyond_macs']:.3f}, "
               f"its residual sd {t['residual_sd_pt']:.2f} pt")
@@ -133,6 +159,8 @@ def main() -> int:
     print(f"{seconds:.0f} s")
     write_record(results_path, {"git_commit": code_commit(), "command": command_line("proxy_reread.py"),
                                 "run": str(run), "search_images": n, "other_images": len(val.x_test) - n,
+                                "finetune_epochs": args.finetune_epochs,
+                                "finetune_images": len(tune.x_train) if args.finetune_epochs else None,
                                 "rebuilt_equal": same, "finals": [{k: v for k, v in f.items() if k != "choices"}
                                                                   for f in finals],
                                 "kendall_tau": taus, "seconds": seconds})
