@@ -28,17 +28,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import check_results_path, code_commit, command_line, kendall_tau, run_main, write_record  # noqa: E402
+from record import (beyond_macs, check_results_path, code_commit, command_line, kendall_tau, run_main,  # noqa: E402
+                    write_record)
 
 
 def stored_finals(store, run_id: str, folder: Path) -> list[dict]:
     """Every final of a synthesis run in ``store`` whose proxy came from the supernet of run ``run_id`` in
     ``folder`` (that run, and the runs whose ``supernet_path`` is that folder, through a link or not), one per
     architecture and test top-1 (a draw that resumed another's run repeats its rows)."""
+    def reuses(options_json: str | None) -> bool:
+        path = json.loads(options_json or "{}").get("supernet_path")
+        return bool(path) and Path(path).resolve() == folder.resolve()
+
     runs = [r["run_id"] for r in store.query("SELECT run_id, options_json FROM runs WHERE kind='synthesis'")
-            if r["run_id"] == run_id or (json.loads(r["options_json"] or "{}").get("supernet_path")
-                                         and Path(json.loads(r["options_json"])["supernet_path"]).resolve()
-                                         == folder.resolve())]
+            if r["run_id"] == run_id or reuses(r["options_json"])]
     seen, finals = set(), []
     for rid in runs:
         for row in store.query("SELECT candidate_id, strategy, spec_hash, macs, proxy_top1, test_top1, extra_json "
@@ -103,7 +106,8 @@ def main() -> int:
     val = ctx.train_data  # x_test: the whole validation split; the search read its first n_eval images
     n = len(ctx.search_data.x_test)
     print(f"{len(finals)} finals; proxy read on validation images 1-{n} (the search's) and {n + 1}-{len(val.x_test)}")
-    tune = val.subset(n_train=min(args.finetune_images, len(val.x_train)), seed=config.split_seed)
+    tune = val.subset(n_train=min(args.finetune_images, len(val.x_train)), seed=config.split_seed) \
+        if args.finetune_epochs else None
     print(f"{'run':<34}{'final':<16}{'MACs':>11}{'stored':>8}{'again':>8}{'others':>8}"
           + (f"{'tuned':>8}" if args.finetune_epochs else "") + f"{'test':>8}")
     for f in finals:
@@ -125,24 +129,18 @@ def main() -> int:
               + (f"{f['finetuned_others']:>8.2%}" if args.finetune_epochs else "") + f"{f['test_top1']:>8.2%}",
               flush=True)
 
-    log_macs = np.log([f["macs"] for f in finals])
-    design = np.vstack([log_macs, np.ones_like(log_macs)]).T
-
-    def residual(y):
-        y = np.asarray(y, dtype=float)
-        return y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
-
+    macs = [f["macs"] for f in finals]
     test = [f["test_top1"] for f in finals]
-    taus = {"macs": kendall_tau(list(log_macs), test)}
+    taus = {"macs": kendall_tau(list(np.log(macs)), test)}
     for key in ("proxy_stored", "proxy_others") + (("finetuned_others",) if args.finetune_epochs else ()):
         values = [f[key] for f in finals]
         taus[key] = {"tau": kendall_tau(values, test),
-                     "beyond_macs": kendall_tau(list(residual(values)), list(residual(test))),
-                     "residual_sd_pt": float(np.std(residual(values), ddof=2) * 100)}
+                     "beyond_macs": kendall_tau(beyond_macs(macs, values), beyond_macs(macs, test)),
+                     "residual_sd_pt": float(np.std(beyond_macs(macs, values), ddof=2) * 100)}
     # Is the proxy at equal MACs a property of the network or the luck of the read? Its residuals on the two image
     # sets agree in the first case.
-    taus["reads_agree_beyond_macs"] = kendall_tau(list(residual([f["proxy_stored"] for f in finals])),
-                                                  list(residual([f["proxy_others"] for f in finals])))
+    taus["reads_agree_beyond_macs"] = kendall_tau(beyond_macs(macs, [f["proxy_stored"] for f in finals]),
+                                                  beyond_macs(macs, [f["proxy_others"] for f in finals]))
     same = sum(abs(f["proxy_again"] - f["proxy_stored"]) < 1e-9 for f in finals)
     print(f"\nrebuild check: {same} of {len(finals)} proxies read again on the search's images equal the stored ones")
     print(f"Kendall tau vs final test top-1 over {len(finals)} finals: log MACs {taus['macs']:.3f}")

@@ -33,6 +33,16 @@ def kendall_tau(a: list[float], b: list[float]) -> float | None:
     return float(kendalltau(a, b).statistic) if len(a) >= 2 else None
 
 
+def beyond_macs(macs: list[int], values: list[float]) -> list[float]:
+    """What ``values`` say beyond MACs: their residuals once fitted (least squares) on log MACs and a constant."""
+    import numpy as np
+
+    log_macs = np.log(np.asarray(macs, dtype=float))
+    design = np.vstack([log_macs, np.ones_like(log_macs)]).T
+    y = np.asarray(values, dtype=float)
+    return list(y - design @ np.linalg.lstsq(design, y, rcond=None)[0])
+
+
 def check_results_path(path: str | Path, force: bool) -> Path:
     """Called before any work: an existing results file is replaced only with ``--force``."""
     from toolkit.errors import InvalidArgumentError

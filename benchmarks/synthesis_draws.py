@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import check_results_path, code_commit, command_line, kendall_tau, run_main, write_record  # noqa: E402
+from record import (beyond_macs, check_results_path, code_commit, command_line, kendall_tau, run_main,  # noqa: E402
+                    write_record)
 
 PER_DRAW = ("--seed", "--out", "--db", "--results", "--strategies")  # what may differ between draws of one setting
 
@@ -77,20 +78,15 @@ def proxy_beyond_macs(draws) -> dict:
                     seen.add(key)
                     finals.append(f)
                     strategies += [name] if name not in strategies else []
-    log_macs = np.log([f["macs"] for f in finals])
-    design = np.vstack([log_macs, np.ones_like(log_macs)]).T
-
-    def residual(y):
-        return y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
-
-    proxy = np.array([f["proxy_val_top1"] for f in finals])
+    macs = [f["macs"] for f in finals]
+    proxy = [f["proxy_val_top1"] for f in finals]
     out = {"networks": len(finals), "strategies": strategies,
-           "proxy_residual_sd_pt": float(np.std(residual(proxy), ddof=2) * 100)}
+           "proxy_residual_sd_pt": float(np.std(beyond_macs(macs, proxy), ddof=2) * 100)}
     for split in ("val", "test"):
-        final = np.array([f[f"{split}_top1"] for f in finals])
-        out[split] = {"proxy": kendall_tau(list(proxy), list(final)), "macs": kendall_tau(list(log_macs), list(final)),
-                      "proxy_beyond_macs": kendall_tau(list(residual(proxy)), list(residual(final))),
-                      "residual_sd_pt": float(np.std(residual(final), ddof=2) * 100)}
+        final = [f[f"{split}_top1"] for f in finals]
+        out[split] = {"proxy": kendall_tau(proxy, final), "macs": kendall_tau(list(np.log(macs)), final),
+                      "proxy_beyond_macs": kendall_tau(beyond_macs(macs, proxy), beyond_macs(macs, final)),
+                      "residual_sd_pt": float(np.std(beyond_macs(macs, final), ddof=2) * 100)}
     return out
 
 
