@@ -56,7 +56,7 @@ _RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", 
                  "final_k", "final_epochs", "final_lr", "resolutions", "separable", "space_root", "distill",
                  "no_reference_retrain",
                  "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed", "predictor",
-                 "measure_share", "refit_every", "elite")
+                 "measure_share", "refit_every", "elite", "shortlist", "shortlist_epochs", "shortlist_images")
 
 
 def register(subparsers) -> None:
@@ -108,6 +108,14 @@ def register(subparsers) -> None:
     p.add_argument("--final-k", type=non_negative_int, default=3,
                    help="networks that get final training (default 3; 0: search only, finalize later with "
                         "`ferminet generate --finalize`)")
+    p.add_argument("--shortlist", type=non_negative_int, default=0, metavar="N",
+                   help="before the finals are chosen, fine-tune up to N search candidates (picked by the finals' "
+                        "rule on their proxy) for --shortlist-epochs on --shortlist-images training images, judge "
+                        "them again on validation (against the prototype architecture fine-tuned the same way) and "
+                        "choose the finals among them (default 0: finals chosen on the proxy; N >= --final-k)")
+    p.add_argument("--shortlist-epochs", type=positive_int, default=1, help="with --shortlist (default 1)")
+    p.add_argument("--shortlist-images", type=positive_int, default=10_000,
+                   help="with --shortlist: training images each shortlisted network is fine-tuned on (default 10000)")
     p.add_argument("--final-epochs", type=positive_int, default=None,
                    help="final-training epochs (default: --prototype-epochs, the prototype's budget)")
     p.add_argument("--final-lr", type=float, default=4e-3,
@@ -256,7 +264,8 @@ def run(args: argparse.Namespace) -> int:
             distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
             n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
             data_seed=args.data_seed, screen=args.predictor is not None, predictor_path=args.predictor or None,
-            measure_share=args.measure_share, refit_every=args.refit_every, elite=args.elite)
+            measure_share=args.measure_share, refit_every=args.refit_every, elite=args.elite,
+            shortlist=args.shortlist, shortlist_epochs=args.shortlist_epochs, shortlist_images=args.shortlist_images)
         result = run_synthesis(config, args.out, args.db, executor=executor)
     print(f"run {result.run_id} ({result.strategy}, {result.stopped}) in {result.wall_s:.0f} s: "
           f"{len(result.candidates)} candidates searched, {len(result.feasible)} met the requirements on the "
@@ -266,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
     screening = read_summary(result.out_dir)
     if screening is not None:
         print(screening.text())
+    if result.shortlist:
+        print(f"shortlist: {len(result.shortlist)} search candidates fine-tuned and judged again on validation; "
+              f"the finals were chosen among them")
+        print_candidates(result.shortlist)
     rows = [result.prototype] + ([result.reference] if result.reference else []) + list(result.finals)
     print_candidates(rows)
     if not result.finals:

@@ -1,6 +1,7 @@
 """One network, evaluated: convert to int8 (validated on the validation split), measure on the target, score U,
-judge the requirements, and the store rows that keep it. Search candidates, the prototype, the reference and the
-finals all go through :func:`assess`; only reported networks (``phase != "search"``) are read on the test split.
+judge the requirements, and the store rows that keep it. Search candidates, shortlisted ones, the prototype, the
+reference and the finals all go through :func:`assess`; only reported networks (:data:`REPORTED_PHASES`) are read on
+the test split.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from toolkit.synthesis.config import SynthesisConfig
 from toolkit.synthesis.requirements import Requirement, check, relative_metrics
 
 log = logging.getLogger(__name__)
+
+REPORTED_PHASES = ("prototype", "reference", "final")  # read on test once; "search" and "shortlist" never
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class CandidateResult:
     phase: str = "search"
     test_top1: float | None = None
     test_feasible: bool | None = None
-    parent: str | None = None  # a final's search candidate
-    proxy_top1: float | None = None  # a final's search-time (proxy) validation top-1
+    parent: str | None = None  # a final's (or a shortlisted network's) candidate it was chosen as
+    proxy_top1: float | None = None  # a final's (or shortlisted network's) parent's validation top-1
     energy_below_resolution: bool = False  # energy_mj is None: the net energy was under the measurement's floor
     energy_resolution_mj: float | None = None
 
@@ -103,6 +106,7 @@ class Context:
         self.space = None
         self.reused_supernet: Path | None = None  # the checkpoint folder of a supernet this run reuses (checked)
         self.evaluator = None
+        self.shortlist_data = None  # the shortlist's fine-tuning images (toolkit.synthesis.shortlist), made once
         self.op_profile: tuple = ()  # the target's per-op profile of the prototype (empty: cost from MACs)
         self.search_reference: float | None = None  # proxy top-1 of the prototype architecture (validation)
         self.final_reference: CandidateResult | None = None
@@ -217,10 +221,10 @@ def prepare(ctx: Context, model, spec, *, candidate_id: str, cycle: int, strateg
     from toolkit.targets import ProfileOptions
 
     cfg = ctx.config
-    folder = folder or ctx.out / ("candidates" if phase == "search" else "finals")
+    folder = folder or ctx.out / {"search": "candidates", "shortlist": "shortlist"}.get(phase, "finals")
     folder.mkdir(parents=True, exist_ok=True)
     keras_path = None
-    if phase != "search":
+    if phase in REPORTED_PHASES:
         keras_path = folder / f"{candidate_id}.keras"
         model.save(keras_path)
     tflite_path = folder / f"{candidate_id}_int8.tflite"
@@ -292,7 +296,7 @@ def _score(ctx: Context, spec, conv, macs, params, tflite_path, keras_path, m, *
 
     cfg = ctx.config
     energy = m.energy
-    test_top1 = report_on_test(ctx, tflite_path) if phase != "search" else None
+    test_top1 = report_on_test(ctx, tflite_path) if phase in REPORTED_PHASES else None
     result = CandidateResult(
         candidate_id=candidate_id, cycle=cycle, strategy=strategy, seed=seed, spec_hash=spec.spec_hash(),
         status="ok", failure_reason=None, float_top1=conv.keras_top1, int8_top1=conv.tflite_top1, macs=macs,
@@ -371,6 +375,6 @@ def candidate_from_row(row) -> CandidateResult:
         keras_path=extra.get("keras_path"), tflite_path=extra.get("tflite_path"), choices=extra.get("choices", {}),
         phase=row["phase"] or "search", test_top1=row["test_top1"],
         test_feasible=None if row["test_requirements_met"] is None else bool(row["test_requirements_met"]),
-        parent=row["parent"] if row["phase"] == "final" else None, proxy_top1=row["proxy_top1"],
+        parent=row["parent"] if row["phase"] in ("final", "shortlist") else None, proxy_top1=row["proxy_top1"],
         energy_below_resolution=bool(extra.get("energy_below_resolution")),
         energy_resolution_mj=extra.get("energy_resolution_mj"))

@@ -72,6 +72,12 @@ class SynthesisConfig:
     # gensynth's elite while fewer than 2 of a cycle meet the requirements: "reward" (least violation first) or
     # "front" (the cycle's Pareto layers over violation vs MACs first), see toolkit.synthesis.inquisitor.update
     elite: str = "reward"
+    # --shortlist N: before the finals are chosen, up to N search candidates (picked by the finals' rule) are each
+    # fine-tuned shortlist_epochs on shortlist_images training images and judged again; the finals are chosen among
+    # them (toolkit.synthesis.shortlist). 0: the finals are chosen on the search's proxy.
+    shortlist: int = 0
+    shortlist_epochs: int = 1
+    shortlist_images: int = 10_000
 
     def __post_init__(self) -> None:
         from toolkit.arch import PROTOTYPES
@@ -84,7 +90,7 @@ class SynthesisConfig:
         if self.objective not in OBJECTIVES:
             raise InvalidArgumentError(f"Unknown objective {self.objective!r}. Use one of {', '.join(OBJECTIVES)}")
         for name in ("cycles", "population", "prototype_epochs", "threads", "profile_runs", "n_val",
-                     "recal_samples", "probe_samples"):
+                     "recal_samples", "probe_samples", "shortlist_epochs", "shortlist_images"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
@@ -124,6 +130,13 @@ class SynthesisConfig:
                 raise InvalidArgumentError(f"--space-root is for the gensynth and random strategies: {self.strategy} "
                                            f"scales the prototype itself. Drop --space-root. "
                                            f"Received: strategy={self.strategy!r}, space_root={self.space_root!r}")
+        if isinstance(self.shortlist, bool) or not isinstance(self.shortlist, int) or self.shortlist < 0:
+            raise InvalidArgumentError(f"shortlist must be an integer >= 0 (0: no shortlist). "
+                                       f"Received: shortlist={self.shortlist!r}")
+        if self.shortlist and self.shortlist < self.final_k:
+            raise InvalidArgumentError(f"The shortlist is what the finals are chosen among: it needs at least final_k "
+                                       f"({self.final_k}) networks. Received: shortlist={self.shortlist}; use "
+                                       f"--shortlist {max(self.final_k, 12)}, or 0 for none")
         if self.elite not in ELITES:
             raise InvalidArgumentError(f"Unknown elite rule {self.elite!r}. Use one of {', '.join(ELITES)}")
         if self.predictor_path is not None and not self.screen:

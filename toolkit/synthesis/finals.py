@@ -136,6 +136,11 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
     return proto, reference
 
 
+def final_id(parent: CandidateResult) -> str:
+    """``final-<search id>``: a shortlisted parent (``short-<search id>``) names its final by its search id."""
+    return f"final-{parent.parent if parent.phase == 'shortlist' else parent.candidate_id}"
+
+
 def run_final(ctx: Context, parent: CandidateResult) -> tuple[CandidateResult, tuple]:
     """One final: the final recipe from ``parent``'s choices, then int8, validation, test (once) and the target."""
     return prepare_final(ctx, parent).queue(ctx).finish()
@@ -144,7 +149,7 @@ def run_final(ctx: Context, parent: CandidateResult) -> tuple[CandidateResult, t
 def prepare_final(ctx: Context, parent: CandidateResult) -> Prepared:
     """A final trained and converted (the CPU part of :func:`run_final`), not yet measured."""
     cfg, ref = ctx.config, ctx.final_reference
-    cid = f"final-{parent.candidate_id}"
+    cid = final_id(parent)
     model, spec = train_final(ctx, parent.choices, f"{cfg.prototype}_{cid}")
     return prepare(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy, seed=parent.seed,
                    choices=parent.choices, phase="final", reference=ref.int8_top1, test_reference=ref.test_top1,
@@ -152,15 +157,17 @@ def prepare_final(ctx: Context, parent: CandidateResult) -> Prepared:
 
 
 def run_finals(ctx: Context, store, run_id: str, done: dict, results) -> list[CandidateResult]:
+    """Up to ``final_k`` of ``results`` (the search, or its shortlist), chosen by :func:`choose_finals`, trained with
+    the final recipe, converted, read on validation and test, measured; stored as they finish."""
     cfg = ctx.config
     finals = []
     chosen = choose_finals(results, cfg.final_k)
     # With a Ray executor every final trains at once, each a Ray task; they are stored here, in this order.
     executor = ctx.executor
     started = {} if executor is None else {
-        f"final-{p.candidate_id}": executor.start_final(ctx, p) for p in chosen if f"final-{p.candidate_id}" not in done}
+        final_id(p): executor.start_final(ctx, p) for p in chosen if final_id(p) not in done}
     for parent in chosen:
-        cid = f"final-{parent.candidate_id}"  # a resumed or extended run reuses a final only for the same parent
+        cid = final_id(parent)  # a resumed or extended run reuses a final only for the same parent
         if cid in done:
             finals.append(candidate_from_row(done[cid]))
             continue

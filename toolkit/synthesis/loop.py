@@ -5,8 +5,9 @@
     -> weight-sharing supernet over the decision space (trained once, checkpointed, resumable)
     cycle: G.sample(seed) x population -> extract from the supernet + re-estimate BN (no training)
            -> int8 (validated on validation) -> measure on the target -> U and 1_r -> store -> inquisitor.update(G)
-    finals: the best k by U whose proxy meets the requirements (else the closest, then points spread down the
-           front of violation vs MACs) get the final recipe (the prototype's epochs and data, from their supernet
+    shortlist (--shortlist N): up to N of them, picked by the finals' rule, fine-tuned briefly and judged again
+    finals: the best k by U whose proxy (or shortlist) numbers meet the requirements (else the closest, then points
+           spread down the front of violation vs MACs) get the final recipe (the prototype's epochs and data, from their supernet
            weights) -> int8 -> validation and, once, test -> target; so does the prototype architecture itself
            (the reference), so no network wins by having been trained longer.
 
@@ -21,7 +22,7 @@ the generator by replaying the stored cycles through the same update rule.
 
 Modules along the path: :mod:`~toolkit.synthesis.config` (what defines a run), :mod:`~toolkit.synthesis.assess`
 (one network: int8, measurement, U, requirements, store rows), :mod:`~toolkit.synthesis.finals` (final recipe,
-reference, finals); this module runs the stages in order and owns the run folder (run.json, lock, phases).
+reference, finals), :mod:`~toolkit.synthesis.shortlist` (the fine-tuned second look); this module runs the stages in order and owns the run folder (run.json, lock, phases).
 
 Strategies share the evaluator, the conversion, the measurement and the final recipe:
 ``gensynth`` (learned generator), ``random`` (the same space, uniform, never updated), ``width`` (uniform
@@ -55,12 +56,12 @@ from toolkit.synthesis.config import SynthesisConfig
 from toolkit.synthesis.finals import best_final, run_finals, run_reference
 from toolkit.synthesis.requirements import parse_requirements
 from toolkit.synthesis.screen import make_screen
+from toolkit.synthesis.shortlist import run_shortlist
 
 log = logging.getLogger(__name__)
 
 OP_PROFILE = "prototype_op_profile.json"
 SPACE_ROOT = "space_root.keras"
-PHASES = ("prototype", "search", "final", "reference")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class SynthesisResult:
     wall_s: float
     stopped: str  # "done" | "budget"
     phase_seconds: dict = field(default_factory=dict)
+    shortlist: tuple[CandidateResult, ...] = ()  # --shortlist: the fine-tuned networks the finals were chosen among
 
     @property
     def feasible(self) -> tuple[CandidateResult, ...]:
@@ -344,11 +346,18 @@ def _run_stages(ctx: Context, store, run_id: str | None, db, started: float) -> 
 
     t0 = time.perf_counter()
     proto, reference = run_reference(ctx, store, run_id, done, proto)
-    finals = run_finals(ctx, store, run_id, done, results)
+    phases.add("reference", time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    pool = run_shortlist(ctx, store, run_id, done, results, proto)
+    if config.shortlist:
+        phases.add("shortlist", time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    finals = run_finals(ctx, store, run_id, done, pool)
     phases.add("final", time.perf_counter() - t0)
     store.finish_run(run_id, status=stopped)
     return SynthesisResult(run_id, str(out), str(db), config.strategy, proto, best_final(finals), tuple(results),
-                           tuple(finals), reference, time.perf_counter() - started, stopped, dict(phases.seconds))
+                           tuple(finals), reference, time.perf_counter() - started, stopped, dict(phases.seconds),
+                           tuple(pool) if config.shortlist else ())
 
 
 def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
