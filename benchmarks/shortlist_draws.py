@@ -10,7 +10,8 @@ up to N candidates picked by the finals' rule are fine-tuned and judged again on
 among them and final-trained with the run's recipe and seed, then read once on test. A final whose search candidate
 the run had already final-trained is not trained again: the recipe is deterministic (same weights, data order and
 seed; ``final_budget.py --seeds 0`` reproduced stored finals exactly), so its stored row is used and marked
-``reused``. The run's own reference (the stronger of the prototype as trained and retrained) judges the drops.
+``reused``. Drops are judged as the benchmark judges them: against the stronger of the prototype as trained and the reference
+the draws' gensynth run trained (the other runs share its prototype and train none).
 
 Every run is given as ``SEED:STRATEGY=FOLDER`` (STRATEGY as the benchmark names it: gensynth, gensynth-front,
 gensynth-reward, random). For each draw (seed) P1 and P2 are judged as the benchmark judges them
@@ -54,13 +55,17 @@ def parse_run(text: str) -> tuple[int, str, Path]:
                                    f"0:gensynth=/work/bench-res2/gensynth") from None
 
 
-def final_entry(c, reference_test: float, proto_macs: int, **more) -> dict:
-    """A final as the benchmark's results file lists it (the keys print_targets reads), plus ``more``."""
-    drop = (reference_test - c.test_top1) * 100
+def final_entry(c, proto_macs: int, **more) -> dict:
+    """A final as the benchmark's results file lists it (``judge`` adds the drop), plus ``more``."""
     return {"candidate_id": c.candidate_id, "macs": c.macs, "params": c.params, "val_top1": c.int8_top1,
-            "test_top1": c.test_top1, "drop_pt": drop, "macs_ratio": proto_macs / c.macs, "meets_on_test": drop <= 1.0,
-            "latency_ms": c.latency_ms, "latency_source": c.latency_source, "energy_mj": c.energy_mj,
-            "energy_source": c.energy_source, **more}
+            "test_top1": c.test_top1, "macs_ratio": proto_macs / c.macs, "latency_ms": c.latency_ms,
+            "latency_source": c.latency_source, "energy_mj": c.energy_mj, "energy_source": c.energy_source, **more}
+
+
+def judge(finals: list[dict], reference_test: float) -> list[dict]:
+    """The keys print_targets reads: the drop on test against the benchmark's reference and the 1-pt verdict."""
+    return [{**f, "drop_pt": (reference_test - f["test_top1"]) * 100,
+             "meets_on_test": (reference_test - f["test_top1"]) * 100 <= 1.0} for f in finals]
 
 
 def refinalize(seed: int, strategy: str, run: Path, db: str, out_db: str, work: Path, settings: dict) -> dict:
@@ -104,13 +109,13 @@ def refinalize(seed: int, strategy: str, run: Path, db: str, out_db: str, work: 
                 c, rows = run_final(ctx, parent)
                 write_candidate(dst, rid, c, ctx.space.apply(parent.choices).to_json(), rows)
                 reused = False
-            finals.append(final_entry(c, ref.test_top1, proto.macs, reused=reused, shortlist_val_top1=parent.int8_top1,
+            finals.append(final_entry(c, proto.macs, reused=reused, shortlist_val_top1=parent.int8_top1,
                                       proxy_val_top1=next(s.int8_top1 for s in search
                                                           if s.candidate_id == parent.parent)))
         dst.finish_run(rid)
     return {"seed": seed, "strategy": strategy, "folder": str(run), "run_id": saved["run_id"],
             "reference_test_top1": ref.test_top1, "prototype_macs": proto.macs,
-            "before": [final_entry(c, ref.test_top1, proto.macs, proxy_val_top1=c.proxy_top1) for c in stored],
+            "before": [final_entry(c, proto.macs, proxy_val_top1=c.proxy_top1) for c in stored],
             "shortlist": [{"candidate_id": c.candidate_id, "macs": c.macs, "proxy_val_top1": c.proxy_top1,
                            "shortlist_val_top1": c.int8_top1, "feasible": c.feasible} for c in pool if c.status == "ok"],
             "after": finals, "seconds": time.perf_counter() - started}
@@ -139,6 +144,9 @@ def main() -> int:
     settings = {"shortlist": args.shortlist, "shortlist_epochs": args.shortlist_epochs,
                 "shortlist_images": args.shortlist_images}
     runs = [parse_run(text) for text in args.runs]
+    if not any(s == "gensynth" for _, s, _ in runs):
+        raise InvalidArgumentError("the draws' reference was trained by the benchmark's gensynth run; add "
+                                   "0:gensynth=FOLDER (the other runs judge against the prototype as trained)")
     if not any(s == args.baseline for _, s, _ in runs):
         raise InvalidArgumentError(f"no {args.baseline!r} run to judge P2 against; add SEED:{args.baseline}=FOLDER")
     for _, _, folder in runs:
@@ -158,8 +166,17 @@ def main() -> int:
             summary = {**refinalize(seed, strategy, folder, args.db, out_db, folder_work, settings),
                        "settings": settings}
             cached.write_text(json.dumps(summary, indent=1))
+            print(f"seed {seed} {strategy}: done in {summary['seconds']:.0f} s", flush=True)
         summaries.append(summary)
-        print(f"seed {seed} {strategy}: shortlist of {len(summary['shortlist'])} in {summary['seconds']:.0f} s")
+    # As the benchmark: the stronger of the prototype as trained and the reference its gensynth run trained (the
+    # other runs share that prototype and train no reference of their own).
+    reference = max(s["reference_test_top1"] for s in summaries)
+    print(f"reference: {reference:.2%} on test")
+    for summary in summaries:
+        for label in ("before", "after"):
+            summary[label] = judge(summary[label], reference)
+        print(f"seed {summary['seed']} {summary['strategy']}: shortlist of {len(summary['shortlist'])} in "
+              f"{summary['seconds']:.0f} s")
         for label in ("before", "after"):
             for f in summary[label]:
                 extra = "" if label == "before" else \
@@ -221,7 +238,8 @@ def main() -> int:
     seconds = time.perf_counter() - started
     print(f"{seconds:.0f} s in this invocation")
     write_record(results_path, {"git_commit": code_commit(), "command": command_line("shortlist_draws.py"),
-                                "settings": settings, "baseline": args.baseline, "runs": summaries,
+                                "settings": settings, "baseline": args.baseline, "reference_test_top1": reference,
+                                "runs": summaries,
                                 "per_draw": per_draw, "p2_tally": tally, "smallest_within_median": medians,
                                 "kendall_tau": taus, "seconds": seconds})
     return 0

@@ -81,6 +81,9 @@ def main() -> int:
                              "own over the prototype")
     parser.add_argument("--final-epochs", type=int, default=None,
                         help="final-training epochs (default: --prototype-epochs); the reference gets them too")
+    parser.add_argument("--shortlist", type=int, default=0, metavar="N",
+                        help="every strategy's finals are chosen among N search candidates fine-tuned and judged again "
+                             "(`synthesize --shortlist N`, 1 epoch on 10,000 training images; default 0: none)")
     args = parser.parse_args()
     check_results_path(args.results, args.force)  # before any work
 
@@ -98,7 +101,7 @@ def main() -> int:
     common = dict(prototype="resnet20", requirements=requirements, n_train=args.train_samples, n_val=args.val_samples,
                   n_eval=args.eval_samples, prototype_epochs=args.prototype_epochs,
                   supernet_epochs=args.supernet_epochs, final_k=args.final_k, budget_s=budget, data_seed=0, seed=args.seed,
-                  separable=args.separable, final_epochs=args.final_epochs)
+                  separable=args.separable, final_epochs=args.final_epochs, shortlist=args.shortlist)
     if args.predictor is not None:
         common.update(screen=True, predictor_path=args.predictor or None, measure_share=args.measure_share)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
