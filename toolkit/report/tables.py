@@ -145,10 +145,12 @@ def candidates_table(candidates: pd.DataFrame) -> pd.DataFrame:
 
 
 def synthesis_progress(candidates: pd.DataFrame) -> pd.DataFrame:
-    """Per run and cycle: best U, the MACs and accuracy of the best feasible candidate, the feasible share."""
+    """Per run and cycle: best U, the MACs and accuracy of the best feasible search candidate, the feasible share.
+    Search candidates only: a final or shortlisted network carries its parent's cycle but is not part of it."""
     if candidates.empty:
         return pd.DataFrame()
-    df = candidates[(candidates["cycle"] >= 0) & (candidates["status"] == "ok")]
+    phase = candidates["phase"].fillna("search") if "phase" in candidates else "search"
+    df = candidates[(candidates["cycle"] >= 0) & (candidates["status"] == "ok") & (phase == "search")]
     rows = []
     for (run, strategy, cycle), g in df.groupby(["run_id", "strategy", "cycle"]):
         feasible = g[g["requirements_met"] == 1]

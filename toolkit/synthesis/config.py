@@ -133,6 +133,10 @@ class SynthesisConfig:
         if isinstance(self.shortlist, bool) or not isinstance(self.shortlist, int) or self.shortlist < 0:
             raise InvalidArgumentError(f"shortlist must be an integer >= 0 (0: no shortlist). "
                                        f"Received: shortlist={self.shortlist!r}")
+        if self.shortlist and self.final_k == 0:
+            raise InvalidArgumentError(f"The shortlist is what the finals are chosen among; with final_k=0 there are "
+                                       f"none. Received: shortlist={self.shortlist}, final_k=0; drop --shortlist or "
+                                       f"give --final-k")
         if self.shortlist and self.shortlist < self.final_k:
             raise InvalidArgumentError(f"The shortlist is what the finals are chosen among: it needs at least final_k "
                                        f"({self.final_k}) networks. Received: shortlist={self.shortlist}; use "

@@ -64,7 +64,7 @@ def run_shortlist(ctx: Context, store, run_id: str, done: dict, results,
     """The networks the finals are chosen among: ``results`` (the search) when ``shortlist`` is 0, else the
     shortlist, fine-tuned and judged as the module docstring says."""
     cfg = ctx.config
-    if cfg.shortlist == 0 or cfg.final_k == 0:
+    if cfg.shortlist == 0:
         return list(results)
     chosen = choose_finals(results, cfg.shortlist)
     if not chosen:

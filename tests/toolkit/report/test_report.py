@@ -72,6 +72,20 @@ def test_tables_keep_sources_apart(store):
     assert set(cands["strategy"]) == {"prototype", "gensynth"} and cands["pareto_latency"].any()
 
 
+def test_synthesis_progress_counts_each_cycle_s_search_candidates_only(store):
+    from toolkit.report import synthesis_progress
+
+    ws, db, synth = store
+    _, candidates = load(db)
+    prog = synthesis_progress(candidates)
+    searched = {}
+    for c in synth.candidates:
+        if c.status == "ok":
+            searched[c.cycle] = searched.get(c.cycle, 0) + 1
+    assert synth.finals and synth.finals[0].cycle in searched  # the final carries its parent's cycle ...
+    assert dict(zip(prog["cycle"], prog["candidates"])) == searched  # ... and is not counted in it
+
+
 def test_pareto_front_logic():
     import pandas as pd
 

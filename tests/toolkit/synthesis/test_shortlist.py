@@ -87,6 +87,7 @@ def test_a_resumed_run_reuses_its_shortlist_and_finals(shortlisted):
 @pytest.mark.parametrize("changes, message", [
     (dict(shortlist=2, final_k=3), r"needs at least final_k \(3\) networks.*--shortlist 12"),
     (dict(shortlist=-1), r"shortlist must be an integer >= 0"),
+    (dict(shortlist=12, final_k=0), r"with final_k=0 there are none"),
     (dict(shortlist=12, shortlist_images=0), r"shortlist_images must be an integer >= 1"),
 ])
 def test_bad_shortlist_settings_are_refused(changes, message):
