@@ -10,8 +10,8 @@ up to N candidates picked by the finals' rule are fine-tuned and judged again on
 among them and final-trained with the run's recipe and seed, then read once on test. A final whose search candidate
 the run had already final-trained is not trained again: the recipe is deterministic (same weights, data order and
 seed; ``final_budget.py --seeds 0`` reproduced stored finals exactly), so its stored row is used and marked
-``reused``. Drops are judged as the benchmark judges them: against the stronger of the prototype as trained and the reference
-the draws' gensynth run trained (the other runs share its prototype and train none).
+``reused``. Drops are judged as the benchmark judges them: against the stronger of the prototype as trained and the
+reference the draws' gensynth run trained (the other runs share its prototype and train none).
 
 Every run is given as ``SEED:STRATEGY=FOLDER`` (STRATEGY as the benchmark names it: gensynth, gensynth-front,
 gensynth-reward, random). For each draw (seed) P1 and P2 are judged as the benchmark judges them
@@ -117,7 +117,8 @@ def refinalize(seed: int, strategy: str, run: Path, db: str, out_db: str, work: 
             "reference_test_top1": ref.test_top1, "prototype_macs": proto.macs,
             "before": [final_entry(c, proto.macs, proxy_val_top1=c.proxy_top1) for c in stored],
             "shortlist": [{"candidate_id": c.candidate_id, "macs": c.macs, "proxy_val_top1": c.proxy_top1,
-                           "shortlist_val_top1": c.int8_top1, "feasible": c.feasible} for c in pool if c.status == "ok"],
+                           "shortlist_val_top1": c.int8_top1, "feasible": c.feasible}
+                          for c in pool if c.status == "ok"],
             "after": finals, "seconds": time.perf_counter() - started}
 
 

@@ -6,10 +6,10 @@
     cycle: G.sample(seed) x population -> extract from the supernet + re-estimate BN (no training)
            -> int8 (validated on validation) -> measure on the target -> U and 1_r -> store -> inquisitor.update(G)
     shortlist (--shortlist N): up to N of them, picked by the finals' rule, fine-tuned briefly and judged again
-    finals: the best k by U whose proxy (or shortlist) numbers meet the requirements (else the closest, then points
-           spread down the front of violation vs MACs) get the final recipe (the prototype's epochs and data, from their supernet
-           weights) -> int8 -> validation and, once, test -> target; so does the prototype architecture itself
-           (the reference), so no network wins by having been trained longer.
+    finals: the best k by U whose proxy (or shortlist) numbers meet the requirements (else the closest, then
+           points spread down the front of violation vs MACs) get the final recipe (the prototype's epochs and data,
+           from their supernet weights) -> int8 -> validation and, once, test -> target; so does the prototype
+           architecture itself (the reference), so no network wins by having been trained longer.
 
 With a space root (``space_root``, ``--space-root``) the space, supernet, importance and op profile come from the
 root (trained after the prototype with its recipe, stored as ``space-root``); the prototype stays the reference.
@@ -22,7 +22,8 @@ the generator by replaying the stored cycles through the same update rule.
 
 Modules along the path: :mod:`~toolkit.synthesis.config` (what defines a run), :mod:`~toolkit.synthesis.assess`
 (one network: int8, measurement, U, requirements, store rows), :mod:`~toolkit.synthesis.finals` (final recipe,
-reference, finals), :mod:`~toolkit.synthesis.shortlist` (the fine-tuned second look); this module runs the stages in order and owns the run folder (run.json, lock, phases).
+reference, finals), :mod:`~toolkit.synthesis.shortlist` (the fine-tuned second look); this module runs the stages
+in order and owns the run folder (run.json, lock, phases).
 
 Strategies share the evaluator, the conversion, the measurement and the final recipe:
 ``gensynth`` (learned generator), ``random`` (the same space, uniform, never updated), ``width`` (uniform
