@@ -10,8 +10,9 @@ top-1 on test: Kendall's tau of the stored proxy, of the re-read one, and of log
 once both it and final top-1 are fitted on log MACs (what the proxy says beyond MACs); and how well the two reads'
 residuals agree (a property of the network if they do, the luck of the read if not). The stored proxy is read again
 on its own images as a check that the rebuild is the search's. With ``--finetune-epochs E`` each rebuilt network is
-also fine-tuned E epochs on ``--finetune-images`` training images (the final recipe's learning rate) and read on the
-same other images: a candidate evaluator, judged by the same residual tau. Nothing is chosen here.
+also fine-tuned E epochs on ``--finetune-images`` training images (the shortlist's evaluator,
+``toolkit.synthesis.shortlist.fine_tune``) and read on the same other images: a candidate evaluator, judged by the
+same residual tau. Nothing is chosen here.
 
     python benchmarks/proxy_reread.py --run /work/bench-res2/gensynth --db /work/bench-res2/bench.db
 
@@ -20,6 +21,7 @@ Writes ``benchmarks/results/proxy_reread.json`` (an existing one only with ``--f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -85,11 +87,14 @@ def main() -> int:
     from toolkit.synthesis.generate import open_finished_run
     from toolkit.synthesis.loop import RunLock, read_run_file
     from toolkit.synthesis.requirements import parse_requirements
-    from toolkit.train import TrainBudget, train
+    from toolkit.synthesis.shortlist import fine_tune
 
     run = Path(args.run)
     saved = read_run_file(run)
     config = SynthesisConfig.from_dict(saved["config"])
+    if args.finetune_epochs:  # the shortlist's evaluator (synthesize --shortlist), with these settings
+        config = dataclasses.replace(config, shortlist_epochs=args.finetune_epochs,
+                                     shortlist_images=args.finetune_images)
     if config.n_eval is None:
         raise InvalidArgumentError(f"the run in {str(run)!r} read its proxy on every validation image (no n_eval): "
                                    f"there are no other images to read it on")
@@ -106,8 +111,6 @@ def main() -> int:
     val = ctx.train_data  # x_test: the whole validation split; the search read its first n_eval images
     n = len(ctx.search_data.x_test)
     print(f"{len(finals)} finals; proxy read on validation images 1-{n} (the search's) and {n + 1}-{len(val.x_test)}")
-    tune = val.subset(n_train=min(args.finetune_images, len(val.x_train)), seed=config.split_seed) \
-        if args.finetune_epochs else None
     print(f"{'run':<34}{'final':<16}{'MACs':>11}{'stored':>8}{'again':>8}{'others':>8}"
           + (f"{'tuned':>8}" if args.finetune_epochs else "") + f"{'test':>8}")
     for f in finals:
@@ -118,8 +121,7 @@ def main() -> int:
         f["proxy_others"] = evaluate_tflite(path, val.x_test[n:], val.y_test[n:], num_threads=config.threads)
         if args.finetune_epochs:
             t0 = time.perf_counter()
-            train(model, tune, TrainBudget(epochs=args.finetune_epochs), learning_rate=config.final_learning_rate,
-                  seed=config.seed, progress=False)
+            fine_tune(ctx, model)
             tuned = work / f"{f['run_id']}_{f['candidate_id']}_tuned_int8.tflite"
             convert_model(model, ctx.search_data, tuned, mode="int8")
             f["finetuned_others"] = evaluate_tflite(tuned, val.x_test[n:], val.y_test[n:], num_threads=config.threads)
@@ -158,7 +160,7 @@ def main() -> int:
     write_record(results_path, {"git_commit": code_commit(), "command": command_line("proxy_reread.py"),
                                 "run": str(run), "search_images": n, "other_images": len(val.x_test) - n,
                                 "finetune_epochs": args.finetune_epochs,
-                                "finetune_images": len(tune.x_train) if args.finetune_epochs else None,
+                                "finetune_images": len(ctx.shortlist_data.x_train) if args.finetune_epochs else None,
                                 "rebuilt_equal": same, "finals": [{k: v for k, v in f.items() if k != "choices"}
                                                                   for f in finals],
                                 "kendall_tau": taus, "seconds": seconds})

@@ -110,8 +110,7 @@ def refinalize(seed: int, strategy: str, run: Path, db: str, out_db: str, work: 
                 write_candidate(dst, rid, c, ctx.space.apply(parent.choices).to_json(), rows)
                 reused = False
             finals.append(final_entry(c, proto.macs, reused=reused, shortlist_val_top1=parent.int8_top1,
-                                      proxy_val_top1=next(s.int8_top1 for s in search
-                                                          if s.candidate_id == parent.parent)))
+                                      proxy_val_top1=parent.proxy_top1))
         dst.finish_run(rid)
     return {"seed": seed, "strategy": strategy, "folder": str(run), "run_id": saved["run_id"],
             "reference_test_top1": ref.test_top1, "prototype_macs": proto.macs,

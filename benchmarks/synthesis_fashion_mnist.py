@@ -142,17 +142,16 @@ def main() -> int:
     per_supernet: dict[str, dict] = {}  # the run whose supernet gave the proxies -> its strategies and pairs
     for strategy, r in results.items():
         finals = []
-        searched_by_id = {s.candidate_id: s for s in r.candidates}
+        shortlist = {s.candidate_id: s for s in r.shortlist}
         for c in r.finals:
             if c.status != "ok":
                 print(f"{strategy:<16}{c.candidate_id:<18}failed: {c.failure_reason}")
                 continue
-            # A final chosen through the shortlist holds the shortlist's fine-tuned top-1 as proxy_top1; the
-            # search's proxy is its search candidate's (final-<search id>).
-            shortlisted = c.parent is not None and c.parent.startswith("short-")
-            if shortlisted:
-                shortlist_top1 = c.proxy_top1
-                c = dataclasses.replace(c, proxy_top1=searched_by_id[c.candidate_id[len("final-"):]].int8_top1)
+            # A final chosen through the shortlist holds its shortlisted parent's fine-tuned top-1 as proxy_top1;
+            # that parent holds the search's proxy.
+            shortlisted = shortlist.get(c.parent)
+            if shortlisted is not None:
+                c = dataclasses.replace(c, proxy_top1=shortlisted.proxy_top1)
             drop = (reference_top1 - c.test_top1) * 100
             resolution = c.choices.get("resolution:input", side)
             print(f"{strategy:<16}{c.candidate_id:<18}{resolution:>4}{c.macs:>12,}{proto.macs / c.macs:>8.1f}{c.params:>9,}"
@@ -162,7 +161,8 @@ def main() -> int:
                   f"{c.score:>9.2f}")
             finals.append({"candidate_id": c.candidate_id, "resolution": resolution, "macs": c.macs, "params": c.params, "val_top1": c.int8_top1,
                            "test_top1": c.test_top1, "proxy_val_top1": c.proxy_top1,
-                           "shortlist_val_top1": shortlist_top1 if shortlisted else None, "latency_ms": c.latency_ms,
+                           "shortlist_val_top1": shortlisted.int8_top1 if shortlisted else None,
+                           "latency_ms": c.latency_ms,
                            "latency_source": c.latency_source, "energy_mj": c.energy_mj,
                            "energy_source": c.energy_source, "netscore": c.score, "drop_pt": drop,
                            "macs_ratio": proto.macs / c.macs, "meets_on_test": drop <= 1.0})

@@ -29,18 +29,24 @@ log = logging.getLogger(__name__)
 REFERENCE_ID = "short-reference"
 
 
-def fine_tune(ctx: Context, choices: dict, name: str):
-    """The shortlist's evaluator: the network's proxy weights, then ``shortlist_epochs`` on ``shortlist_images``
-    training images (a class-stratified subset fixed by the data seed). Returns (model, spec)."""
+def fine_tune(ctx: Context, model) -> None:
+    """The shortlist's evaluator, on ``model`` (a network with its proxy weights), in place: ``shortlist_epochs`` on
+    ``shortlist_images`` training images (a class-stratified subset fixed by the data seed) at the final recipe's
+    learning rate."""
     from toolkit.train import TrainBudget, train
 
     cfg = ctx.config
     if ctx.shortlist_data is None:
         data = ctx.train_data
         ctx.shortlist_data = data.subset(n_train=min(cfg.shortlist_images, len(data.x_train)), seed=cfg.split_seed)
-    model, spec = ctx.evaluator.proxy(choices, name=name)
     train(model, ctx.shortlist_data, TrainBudget(epochs=cfg.shortlist_epochs), learning_rate=cfg.final_learning_rate,
           seed=cfg.seed, progress=False)
+
+
+def _tuned(ctx: Context, choices: dict, name: str):
+    """(model, spec) of ``choices``: its proxy, fine-tuned."""
+    model, spec = ctx.evaluator.proxy(choices, name=name)
+    fine_tune(ctx, model)
     return model, spec
 
 
@@ -51,7 +57,7 @@ def _reference(ctx: Context, store, run_id: str, done: dict, proto: CandidateRes
         c = candidate_from_row(done[REFERENCE_ID])
     else:
         choices = ctx.space.prototype_choices()
-        model, spec = fine_tune(ctx, choices, f"{cfg.prototype}_{REFERENCE_ID}")
+        model, spec = _tuned(ctx, choices, f"{cfg.prototype}_{REFERENCE_ID}")
         c, rows = assess(ctx, model, spec, candidate_id=REFERENCE_ID, cycle=-1, strategy=cfg.strategy, seed=None,
                          choices=choices, phase="shortlist", reference=None)
         write_candidate(store, run_id, c, spec.to_json(), rows)
@@ -78,7 +84,7 @@ def run_shortlist(ctx: Context, store, run_id: str, done: dict, results,
             continue
         spec_json = ctx.space.apply(parent.choices).to_json()
         try:
-            model, spec = fine_tune(ctx, parent.choices, f"{cfg.prototype}_{cid}")
+            model, spec = _tuned(ctx, parent.choices, f"{cfg.prototype}_{cid}")
             c, rows = assess(ctx, model, spec, candidate_id=cid, cycle=parent.cycle, strategy=cfg.strategy,
                              seed=parent.seed, choices=parent.choices, phase="shortlist", reference=reference,
                              parent=parent.candidate_id, proxy_top1=parent.int8_top1)
