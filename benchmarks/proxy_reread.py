@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import (beyond_macs, check_results_path, code_commit, command_line, kendall_tau, run_main,  # noqa: E402
-                    write_record)
+from record import (beyond_macs, check_results_path, claim_work_folder, code_commit,  # noqa: E402
+                    command_line, kendall_tau, run_main, write_record)
 
 
 def stored_finals(store, run_id: str, folder: Path) -> list[dict]:
@@ -69,7 +69,8 @@ def main() -> int:
                              "on --finetune-images training images and read it on the same other images: a candidate "
                              "evaluator (default 0: off)")
     parser.add_argument("--finetune-images", type=int, default=10_000)
-    parser.add_argument("--work", default="/tmp/proxy-reread", help="folder for the .tflite files")
+    parser.add_argument("--work", default="/tmp/proxy-reread", 
+                        help="folder for the .tflite files: a new or empty folder, or one this script made before")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "proxy_reread.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
     args = parser.parse_args()
@@ -98,8 +99,7 @@ def main() -> int:
     if config.n_eval is None:
         raise InvalidArgumentError(f"the run in {str(run)!r} read its proxy on every validation image (no n_eval): "
                                    f"there are no other images to read it on")
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
+    work = claim_work_folder(args.work, "proxy_reread.py")
     ctx = Context(config, run, parse_requirements(config.requirements))
     started = time.perf_counter()
     with RunLock(run), Store(args.db) as store:

@@ -1,6 +1,6 @@
 """What the benchmarks that write ``benchmarks/results/*.json`` share: the commit the code came from, the command
 line, Kendall's tau, a results file that is never replaced without ``--force``, writing the record, and one error
-line (exit 2) for bad input."""
+line (exit 2) for bad input, and a work folder that is only ever one the benchmark made."""
 from __future__ import annotations
 
 import json
@@ -50,6 +50,29 @@ def check_results_path(path: str | Path, force: bool) -> Path:
     path = Path(path)
     if path.exists() and not force:
         raise InvalidArgumentError(f"{str(path)!r} already exists; pass --force to replace it, or another --results")
+    return path
+
+
+WORK_MARKER = ".ferminet-benchmark-work"
+
+
+def claim_work_folder(path: str | Path, script: str) -> Path:
+    """Called before any work: ``path`` becomes this script's work folder only if it is new, empty, or one this script
+    made before (it holds the marker file naming the script). A folder of the user's is refused, never written to."""
+    from toolkit.errors import InvalidArgumentError
+
+    path = Path(path)
+    marker = path / WORK_MARKER
+    if path.exists() and not path.is_dir():
+        raise InvalidArgumentError(f"--work {str(path)!r} is a file; pass a new or empty folder")
+    if path.is_dir() and any(path.iterdir()):
+        owner = marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
+        if owner != script:
+            raise InvalidArgumentError(
+                f"--work {str(path)!r} holds files {script} did not write (no {WORK_MARKER} naming it); pass a new "
+                f"or empty folder, or the folder an earlier {script} used")
+    path.mkdir(parents=True, exist_ok=True)
+    marker.write_text(script + "\n", encoding="utf-8")
     return path
 
 

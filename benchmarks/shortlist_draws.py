@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from record import (beyond_macs, check_results_path, code_commit, command_line, kendall_tau, run_main,  # noqa: E402
-                    write_record)
+from record import (beyond_macs, check_results_path, claim_work_folder, code_commit,  # noqa: E402
+                    command_line, kendall_tau, run_main, write_record)
 
 
 def parse_run(text: str) -> tuple[int, str, Path]:
@@ -135,7 +135,8 @@ def main() -> int:
     parser.add_argument("--shortlist-epochs", type=int, default=1)
     parser.add_argument("--shortlist-images", type=int, default=10_000)
     parser.add_argument("--baseline", default="random")
-    parser.add_argument("--work", default="/tmp/shortlist-draws", help="new files and per-run summaries")
+    parser.add_argument("--work", default="/tmp/shortlist-draws", 
+                        help="new files and per-run summaries: a new or empty folder, or one this script made before")
     parser.add_argument("--out-db", default=None, help="store for the new rows (default: WORK/shortlist.db)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "shortlist_draws.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
@@ -152,7 +153,7 @@ def main() -> int:
     for _, _, folder in runs:
         if not (folder / "run.json").is_file():
             raise InvalidArgumentError(f"{str(folder)!r} holds no synthesis run (no run.json)")
-    work = Path(args.work)
+    work = claim_work_folder(args.work, "shortlist_draws.py")
     out_db = args.out_db or str(work / "shortlist.db")
     started = time.perf_counter()
     summaries = []
