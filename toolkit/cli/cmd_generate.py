@@ -11,7 +11,9 @@ def register(subparsers) -> None:
                                           "the run's validation split, measure it on the run's target and keep the "
                                           "ones that meet the run's requirements (RUN/generated/). With --finalize "
                                           "each also gets the run's final training (as its finals: --final-epochs, "
-                                          "else the prototype's epochs) and is reported on the test split.")
+                                          "else the prototype's epochs) and is reported on the test split. A seed "
+                                          "that draws the architecture of an earlier seed is reported as its repeat "
+                                          "and not evaluated again.")
     p.add_argument("run_dir", metavar="RUN", help="the --out folder of a gensynth `ferminet synthesize` run")
     p.add_argument("--seeds", default="1-5", help="seeds, e.g. 1-5 or 3,7,9 (default 1-5)")
     p.add_argument("--finalize", action="store_true",
@@ -26,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
 
     result = generate(args.run_dir, args.seeds, args.db, finalize=args.finalize, progress=args.finalize)
     print_candidates(list(result.sampled) + (list(result.networks) if args.finalize else []))
+    for first in dict.fromkeys(first for _, first in result.repeats):
+        again = [cid for cid, earlier in result.repeats if earlier == first]
+        print(f"{', '.join(again)}: the same architecture as {first} (evaluated once)")
     hashes = {n.spec_hash for n in result.passing}
     what = "final-trained networks" if args.finalize else "sampled networks (proxy, validation split)"
     print(f"{len(result.passing)} of {len(result.networks)} {what} meet the requirements "

@@ -9,7 +9,8 @@ exactly as the search did. With ``finalize=True`` every sampled network also get
 against the run's final reference: only those are synthesized networks.
 
 Networks that pass are kept as ``generated/seed-<n>...``; the others are reported with the requirement they
-missed, and their files removed.
+missed, and their files removed. A seed that draws an architecture an earlier seed drew (a generator that has
+committed draws its most likely network often) is reported as a repeat of it, not evaluated or trained again.
 
 ``evaluate_networks(run_dir, propose)`` does the same for any networks of a finished gensynth, random or width
 run's space (``benchmarks/proxy_rank.py`` uses it to measure how well the search's proxy ranks final accuracy).
@@ -35,6 +36,8 @@ class GenerateResult:
     out_dir: str
     networks: tuple[CandidateResult, ...]  # finals when finalized, else the search-evaluated samples
     sampled: tuple[CandidateResult, ...] = ()
+    # (candidate id, id of the earlier proposal with the same architecture): proposed again, not evaluated again
+    repeats: tuple[tuple[str, str], ...] = ()
 
     @property
     def passing(self) -> tuple[CandidateResult, ...]:
@@ -109,8 +112,8 @@ def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None
 
     ``propose(space)`` -> [(candidate_id, seed or None, choices)], called once the run's space is open. Each
     network is stored (as ``strategy``) under a run of its own (``kind``, ``command``, ``options``) in the run's
-    store; with ``keep`` the files of those that meet the requirements stay in RUN/generated/. Needs a trained
-    supernet."""
+    store; with ``keep`` the files of those that meet the requirements stay in RUN/generated/. A proposal whose
+    architecture an earlier one has is listed in ``repeats`` instead. Needs a trained supernet."""
     from toolkit.store import Store
     from toolkit.synthesis.supernet import has_checkpoint, read_state
 
@@ -140,11 +143,15 @@ def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None
             proposals = propose(ctx.space)
             run_id = store.start_run(kind, command=command,
                                      options={"source_run": source_run, "finalize": finalize, **(options or {})})
-            sampled, networks = [], []
+            sampled, networks, first_of, repeats = [], [], {}, []
             for cid, seed, choices in proposals:
                 name = f"{config.prototype}_{cid}"
                 spec = ctx.space.apply(choices, name=name)
                 spec_hash, spec_json = spec.spec_hash(), spec.to_json()
+                if spec_hash in first_of:  # the same network: the same numbers, so nothing to evaluate or store
+                    repeats.append((cid, first_of[spec_hash]))
+                    continue
+                first_of[spec_hash] = cid
                 try:
                     model, spec = ctx.evaluator.proxy(choices, name=name)
                     c, stored = assess(ctx, model, spec, candidate_id=cid, cycle=0, strategy=strategy, seed=seed,
@@ -177,4 +184,4 @@ def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None
                 write_candidate(store, run_id, f, spec_json, stored)
                 networks.append(f)
             store.finish_run(run_id)
-    return GenerateResult(run_id, source_run, str(out), tuple(networks), tuple(sampled))
+    return GenerateResult(run_id, source_run, str(out), tuple(networks), tuple(sampled), tuple(repeats))

@@ -43,11 +43,14 @@ def test_proposed_networks_are_evaluated_as_the_search_did_and_stored_as_a_run_o
 
     def propose(space):
         seen.append(space)
-        # Two networks the search evaluated: the same evaluator and split must give the same proxy and MACs.
-        return [(f"again-{cid}", None, json.loads(extra)["choices"]) for cid, _, _, extra in searched[:2]]
+        # Two networks the search evaluated: the same evaluator and split must give the same proxy and MACs. The
+        # first proposed a second time is a repeat: not evaluated or stored again.
+        two = [(f"again-{cid}", None, json.loads(extra)["choices"]) for cid, _, _, extra in searched[:2]]
+        return two + [("repeat", None, two[0][2])]
 
     out = evaluate_networks(run, propose, db, keep=False, command="test", options={"why": "test"})
     assert len(seen) == 1 and len(out.networks) == 2 and out.sampled == out.networks
+    assert out.repeats == (("repeat", f"again-{searched[0][0]}"),)
     for (cid, top1, macs, _), c in zip(searched[:2], out.networks):
         assert c.candidate_id == f"again-{cid}" and c.status == "ok" and c.strategy == "sampled"
         assert c.macs == macs and c.int8_top1 == pytest.approx(top1, abs=1e-9), (cid, c.int8_top1, top1)
