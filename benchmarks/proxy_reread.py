@@ -69,7 +69,7 @@ def main() -> int:
                              "on --finetune-images training images and read it on the same other images: a candidate "
                              "evaluator (default 0: off)")
     parser.add_argument("--finetune-images", type=int, default=10_000)
-    parser.add_argument("--work", default="/tmp/proxy-reread", 
+    parser.add_argument("--work", default="/tmp/proxy-reread",
                         help="folder for the .tflite files: a new or empty folder, or one this script made before")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "proxy_reread.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")

@@ -135,7 +135,7 @@ def main() -> int:
     parser.add_argument("--shortlist-epochs", type=int, default=1)
     parser.add_argument("--shortlist-images", type=int, default=10_000)
     parser.add_argument("--baseline", default="random")
-    parser.add_argument("--work", default="/tmp/shortlist-draws", 
+    parser.add_argument("--work", default="/tmp/shortlist-draws",
                         help="new files and per-run summaries: a new or empty folder, or one this script made before")
     parser.add_argument("--out-db", default=None, help="store for the new rows (default: WORK/shortlist.db)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "shortlist_draws.json"))

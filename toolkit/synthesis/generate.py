@@ -148,7 +148,7 @@ def evaluate_networks(run_dir: str | Path, propose, db: str | Path | None = None
                 name = f"{config.prototype}_{cid}"
                 spec = ctx.space.apply(choices, name=name)
                 spec_hash, spec_json = spec.spec_hash(), spec.to_json()
-                if spec_hash in first_of:  # the same network: the same numbers, so nothing to evaluate or store
+                if spec_hash in first_of:  # the same network: evaluating it again would only repeat the noise
                     repeats.append((cid, first_of[spec_hash]))
                     continue
                 first_of[spec_hash] = cid
