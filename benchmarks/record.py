@@ -4,6 +4,8 @@ line (exit 2) for bad input, and a work folder that is only ever one the benchma
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -58,20 +60,31 @@ WORK_MARKER = ".ferminet-benchmark-work"
 
 def claim_work_folder(path: str | Path, script: str) -> Path:
     """Called before any work: ``path`` becomes this script's work folder only if it is new, empty, or one this script
-    made before (it holds the marker file naming the script). A folder of the user's is refused, never written to."""
+    made before (it holds the marker file naming the script), and only if it is the user's own: not a symbolic link,
+    owned by the user and writable by no one else (the defaults lie under /tmp, where another local user could
+    otherwise plant the folder and links in it). Any other folder is refused, never written to."""
     from toolkit.errors import InvalidArgumentError
 
     path = Path(path)
-    marker = path / WORK_MARKER
     if path.exists() and not path.is_dir():
         raise InvalidArgumentError(f"--work {str(path)!r} is a file; pass a new or empty folder")
-    if path.is_dir() and any(path.iterdir()):
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)  # writes nothing into a folder that exists
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise InvalidArgumentError(f"--work {str(path)!r} is a symbolic link; pass a folder of your own")
+    if st.st_uid != os.geteuid():
+        raise InvalidArgumentError(f"--work {str(path)!r} belongs to another user (uid {st.st_uid}); pass a folder "
+                                   f"of your own")
+    if st.st_mode & 0o022:
+        raise InvalidArgumentError(f"--work {str(path)!r} can be written by other users (mode "
+                                   f"{stat.S_IMODE(st.st_mode):o}); pass a folder only you can write")
+    marker = path / WORK_MARKER
+    if any(path.iterdir()):
         owner = marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
         if owner != script:
             raise InvalidArgumentError(
                 f"--work {str(path)!r} holds files {script} did not write (no {WORK_MARKER} naming it); pass a new "
                 f"or empty folder, or the folder an earlier {script} used")
-    path.mkdir(parents=True, exist_ok=True)
     marker.write_text(script + "\n", encoding="utf-8")
     return path
 

@@ -1,5 +1,6 @@
 """The benchmarks' shared helpers (``benchmarks/record.py``): a work folder is only ever one the script made."""
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,24 @@ def test_another_scripts_folder_and_a_file_are_refused(tmp_path):
     (tmp_path / "f").write_text("file")
     with pytest.raises(InvalidArgumentError, match="is a file"):
         record.claim_work_folder(tmp_path / "f", "proxy_reread.py")
+
+
+def test_a_folder_another_local_user_could_have_planted_is_refused(tmp_path, monkeypatch):
+    # The default work folders lie under /tmp: a link, another user's folder or one others can write into is refused.
+    theirs = tmp_path / "theirs"
+    record.claim_work_folder(theirs, "proxy_reread.py")
+    (tmp_path / "link").symlink_to(theirs)
+    with pytest.raises(InvalidArgumentError, match="symbolic link"):
+        record.claim_work_folder(tmp_path / "link", "proxy_reread.py")
+    theirs.chmod(0o777)
+    with pytest.raises(InvalidArgumentError, match="written by other users"):
+        record.claim_work_folder(theirs, "proxy_reread.py")
+    theirs.chmod(0o700)
+    monkeypatch.setattr(record.os, "geteuid", lambda: os.getuid() + 1)
+    with pytest.raises(InvalidArgumentError, match="belongs to another user"):
+        record.claim_work_folder(theirs, "proxy_reread.py")
+    monkeypatch.undo()
+    assert record.claim_work_folder(theirs, "proxy_reread.py") == theirs
+    assert (tmp_path / "new").exists() is False
+    record.claim_work_folder(tmp_path / "new", "proxy_reread.py")
+    assert (tmp_path / "new").stat().st_mode & 0o077 == 0  # made private
