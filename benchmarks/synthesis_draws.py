@@ -5,7 +5,8 @@ baseline network at equal or better test top-1) on one final training of a handf
 alone moves a network of equal MACs by tenths of a point (``benchmarks/final_budget.py --seeds``). So a single draw
 cannot separate two searches whose finals are that close. This script reads the results files of several draws
 (same settings apart from ``--seed``, ``--out``, ``--db`` and ``--results``; ``--strategies`` may differ), reprints
-each draw's P1 and P2 as the benchmark judged them, and adds the tally over draws and, per strategy, the median MACs
+each draw's P1 and P2 as the benchmark judged them, and adds the tally over draws (a run a draw linked in from
+another draw, or made without the draw's ``--shortlist``, is shown but not counted) and, per strategy, the median MACs
 of its smallest network within 1 pt on test. Then, pooled over the draws' finals, what the search's proxy says about
 final top-1 beyond what MACs say (Kendall's tau of the residuals once both are fitted on log MACs): a search can
 beat uniform sampling at equal MACs only through that. Nothing is trained or chosen here.
@@ -54,23 +55,29 @@ def method(strategy: str) -> str:
     return "gensynth" if strategy == "gensynth-reward" else strategy
 
 
+def made_with(settings_text: str, strategy: dict) -> bool:
+    """Whether a strategy's run went through the phases the draw's settings ask for. A draw may link in a run made
+    under other settings (a run without a shortlist in a draw with ``--shortlist``): it is not a draw of these."""
+    return "--shortlist" not in settings_text.split() or "shortlist" in strategy.get("phase_seconds", {})
+
+
 def smallest_within(finals: list[dict]) -> dict | None:
     """The final with the fewest MACs among those within the requirement on test, or None."""
     meeting = [f for f in finals if f["meets_on_test"]]
     return min(meeting, key=lambda f: f["macs"]) if meeting else None
 
 
-def proxy_beyond_macs(draws) -> dict:
+def proxy_beyond_macs(draws, counted: set) -> dict:
     """What the search's proxy tells about final top-1 that MACs do not: over every distinct final with a proxy
-    (the strategies searching gensynth's supernet), Kendall's tau of proxy vs final, of log MACs vs final, and of
+    (the strategies searching gensynth's supernet) of the runs ``counted`` ((seed, strategy) pairs), Kendall's tau of proxy vs final, of log MACs vs final, and of
     the two residuals once each is fitted on log MACs (least squares); the residual sd of final top-1 and of the
     proxy (whether that spread is the network or the read: ``proxy_reread.py``)."""
     import numpy as np
 
     seen, finals, strategies = set(), [], []
-    for _, _, record in draws:
+    for _, seed, record in draws:
         for name, s in record["strategies"].items():
-            if name in ("width", "l1prune"):  # width has a supernet of its own; l1prune no proxy from a supernet
+            if name in ("width", "l1prune") or (seed, name) not in counted:  # width has a supernet of its own; l1prune no proxy from a supernet
                 continue
             for f in s["finals"]:
                 key = (f["macs"], f["proxy_val_top1"], f["val_top1"], f["test_top1"])
@@ -129,15 +136,17 @@ def main() -> int:
         for name, s in record["strategies"].items():
             best = smallest_within(s["finals"])
             # A draw may resume another draw's run (its folder linked in): the same finals. Only a run made in its
-            # own draw counts, against the baseline run of that draw.
+            # own draw, with the draw's settings, counts, against the baseline run of that draw.
             first = runs.setdefault((name, json.dumps(s["finals"], sort_keys=True)), seed)
+            own = first == seed and made_with(common, s)
             p2 = s.get("targets", {}).get("p2", {}).get(args.baseline)
             text = "n/a" if best is None else f"{best['candidate_id']} {best['macs']:>9,} ({best['drop_pt']:+.2f} pt)"
             verdict = "" if p2 is None else ("held" if p2["fewer_macs"] else f"missed (rival {p2['rival']})")
-            again = "" if first == seed else f"  [the run of seed {first}, resumed: not counted]"
+            again = ("" if own else f"  [the run of seed {first}, resumed: not counted]" if first != seed
+                     else "  [a run linked in, made without the draw's --shortlist: not counted]")
             print(f"{seed:>4}  {name:<16} {text:<34} {verdict}{again}")
             rows.append({"file": path, "seed": seed, "strategy": name, "method": method(name),
-                         "own_draw": first == seed, "smallest_within": best, "p2_vs_baseline": p2,
+                         "own_draw": own, "smallest_within": best, "p2_vs_baseline": p2,
                          "candidates_per_hour": s.get("candidates_per_hour")})
     own = [r for r in rows if r["own_draw"]]
     tally, medians = {}, {}
@@ -155,7 +164,7 @@ def main() -> int:
         median = "none" if not found else f"{statistics.median(found):,.0f}"
         print(f"median MACs of {name}'s smallest network within 1 pt on test: {median} "
               f"({len(found)} of its {len(macs)} draws have one)")
-    proxy = proxy_beyond_macs(draws)
+    proxy = proxy_beyond_macs(draws, {(r["seed"], r["strategy"]) for r in own})
     print(f"\nproxy vs final top-1 over the {proxy['networks']} distinct finals with a proxy from "
           f"{', '.join(proxy['strategies'])} (pooled over draws):")
     for split in ("val", "test"):

@@ -9,8 +9,11 @@ exactly as the search did. With ``finalize=True`` every sampled network also get
 against the run's final reference: only those are synthesized networks.
 
 Networks that pass are kept as ``generated/seed-<n>...``; the others are reported with the requirement they
-missed, and their files removed. A seed that draws an architecture an earlier seed drew (a generator that has
-committed draws its most likely network often) is reported as a repeat of it, not evaluated or trained again.
+missed, and their files removed. The seeds give different networks: a seed whose first draw is the architecture of
+an earlier seed of the call (a generator that has committed draws its most likely network often) draws again from
+its own stream until it has a new one (``Generator.distinct``; ``redraws`` says which seeds did and how often). A
+seed's network is therefore its first draw no earlier seed of the same call drew. Should no new one come within
+``MAX_DRAWS`` draws, the seed is reported as a repeat, not evaluated or trained again.
 
 ``evaluate_networks(run_dir, propose)`` does the same for any networks of a finished gensynth, random or width
 run's space (``benchmarks/proxy_rank.py`` uses it to measure how well the search's proxy ranks final accuracy).
@@ -38,6 +41,8 @@ class GenerateResult:
     sampled: tuple[CandidateResult, ...] = ()
     # (candidate id, id of the earlier proposal with the same architecture): proposed again, not evaluated again
     repeats: tuple[tuple[str, str], ...] = ()
+    # (candidate id, draw number): seeds whose first draws were earlier seeds' networks, and which draw was new
+    redraws: tuple[tuple[str, int], ...] = ()
 
     @property
     def passing(self) -> tuple[CandidateResult, ...]:
@@ -84,12 +89,16 @@ def generate(run_dir: str | Path, seeds, db: str | Path | None = None, *, finali
     generator = Generator.load(run / "generator.json")
     seeds = parse_seeds(seeds) if isinstance(seeds, str) else tuple(seeds)
 
-    def propose(space):
-        return [(f"seed-{seed}", seed, generator.sample(seed).choices) for seed in seeds]
+    samples, redrawn = generator.distinct(seeds)
 
-    return evaluate_networks(run, propose, db, finalize=finalize, progress=progress, kind="generate",
-                             strategy="generated", command=f"generate {run} --seeds {','.join(map(str, seeds))}"
-                             + (" --finalize" if finalize else ""), options={"seeds": list(seeds)})
+    def propose(space):
+        return [(f"seed-{s.seed}", s.seed, s.choices) for s in samples]
+
+    result = evaluate_networks(run, propose, db, finalize=finalize, progress=progress, kind="generate",
+                               strategy="generated", command=f"generate {run} --seeds {','.join(map(str, seeds))}"
+                               + (" --finalize" if finalize else ""),
+                               options={"seeds": list(seeds), "redraws": {str(s): n for s, n in redrawn}})
+    return dataclasses.replace(result, redraws=tuple((f"seed-{s}", n) for s, n in redrawn))
 
 
 def open_finished_run(ctx: Context, store, run_id: str) -> tuple[CandidateResult, dict]:

@@ -2,13 +2,17 @@
 
 theta_G is one categorical distribution per decision of the :class:`DecisionSpace` (independent
 factors). ``sample(seed)`` draws one option per decision with a NumPy generator seeded by ``seed``,
-so the same theta and seed always give the same network. The weights a generated network starts from are
-the prototype's trained weights (``prototype.keras`` beside ``generator.json``), selected channel by
-channel with the inquisitor's importance ranking (see :mod:`toolkit.synthesis.inherit`).
+so the same theta and seed always give the same network. ``distinct(seeds)`` gives one network per seed, none
+another's: a seed whose first draw is an earlier seed's network draws again from its own stream (a generator that
+has committed draws its most likely network often). The weights a generated network starts from are
+the run's trained supernet's, selected channel by channel with the inquisitor's importance ranking (see
+:mod:`toolkit.synthesis.inherit` and :mod:`toolkit.synthesis.generate`).
 """
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from toolkit.errors import InvalidArgumentError, ToolkitError
 from toolkit.synthesis.space import DecisionSpace
 
 PROB_FLOOR = 0.02  # every option keeps at least this probability, so the generator never stops exploring
+MAX_DRAWS = 1000  # draws of one seed's stream looking for a network no earlier seed drew
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,36 @@ class Generator:
         self.cycle = cycle
 
     def sample(self, seed: int) -> Sample:
+        return next(self.draws(seed))
+
+    def draws(self, seed: int) -> Iterator[Sample]:
+        """Successive networks from one random stream seeded by ``seed``; the first is ``sample(seed)``."""
         rng = np.random.default_rng(seed)
-        choices = {}
-        for d in self.space.decisions:
-            choices[d.name] = d.options[int(rng.choice(len(d.options), p=self.probs[d.name]))]
-        return Sample(seed, choices, self.space.apply(choices, name=f"{self.space.prototype.name}_s{seed}"))
+        while True:
+            choices = {}
+            for d in self.space.decisions:
+                choices[d.name] = d.options[int(rng.choice(len(d.options), p=self.probs[d.name]))]
+            yield Sample(seed, choices, self.space.apply(choices, name=f"{self.space.prototype.name}_s{seed}"))
+
+    def distinct(self, seeds, max_draws: int = MAX_DRAWS) -> tuple[list[Sample], list[tuple[int, int]]]:
+        """One network per seed, none an earlier seed's: a seed whose first draw repeats the architecture of an
+        earlier seed of ``seeds`` draws again from its own stream, up to ``max_draws`` times. Returns the samples
+        (in seed order) and (seed, draw number) for the seeds that needed more than one draw; a seed with no new
+        network within ``max_draws`` keeps its first draw (its caller reports it as a repeat)."""
+        seen, samples, redrawn = set(), [], []
+        for seed in seeds:
+            first, chosen = None, None
+            for n, drawn in enumerate(itertools.islice(self.draws(seed), max_draws), 1):
+                first = first or drawn
+                if drawn.spec.spec_hash() not in seen:
+                    chosen = drawn
+                    if n > 1:
+                        redrawn.append((seed, n))
+                    break
+            chosen = chosen or first
+            seen.add(chosen.spec.spec_hash())
+            samples.append(chosen)
+        return samples, redrawn
 
     def most_likely(self) -> dict:
         return {d.name: d.options[int(np.argmax(self.probs[d.name]))] for d in self.space.decisions}

@@ -95,6 +95,7 @@ def test_generate_samples_and_finalizes(resumed_run):
     out = ferminet("generate", "run", "--seeds", "11-12", cwd=ws)
     assert "distinct architectures" in out.stdout and out.returncode in (0, 1), out.stderr[-2000:]
     assert {"seed-11", "seed-12"} <= set(_ids(db))
+    assert len({r["spec_hash"] for r in _rows(db, "candidate_id IN ('seed-11', 'seed-12')")}) == 2  # two networks
     fin = ferminet("generate", "run", "--seeds", "13", "--finalize", cwd=ws)
     assert "final-trained networks" in fin.stdout, fin.stderr[-2000:]
     row = _rows(db, "candidate_id='seed-13-final'")[0]

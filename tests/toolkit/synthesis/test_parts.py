@@ -1,4 +1,6 @@
 """Requirements, objective, decision space, generator, update rule, inheritance: fast unit tests."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -93,6 +95,25 @@ def test_generator_is_deterministic_per_seed_and_round_trips(tmp_path):
     again = Generator.load(tmp_path / "g.json")
     assert np.allclose(again.probs["width:g0"], gen.probs["width:g0"])
     assert again.sample(3).spec == gen.sample(3).spec
+
+
+def test_a_committed_generator_still_gives_each_seed_a_network_of_its_own():
+    gen = Generator(DecisionSpace.from_prototype(get_prototype("resnet20")))
+    for d in gen.space.decisions:  # all but the floor on one option, as a generator that has committed
+        gen.probs[d.name] = np.full(len(d.options), 0.02)
+        gen.probs[d.name][0] = 1 - 0.02 * (len(d.options) - 1)
+    seeds = range(1, 7)
+    assert len({gen.sample(s).spec.spec_hash() for s in seeds}) < len(seeds)  # plain draws repeat here
+    samples, redrawn = gen.distinct(seeds)
+    assert [s.seed for s in samples] == list(seeds)
+    assert len({s.spec.spec_hash() for s in samples}) == len(seeds)
+    assert samples[0].spec == gen.sample(1).spec  # the first seed keeps its first draw
+    assert redrawn and all(n > 1 for _, n in redrawn)
+    again, _ = gen.distinct(seeds)
+    assert [s.spec for s in again] == [s.spec for s in samples]  # deterministic for the same seeds
+    for seed, n in redrawn:  # a redrawn seed's network is the n-th draw of its own stream
+        nth = next(itertools.islice(gen.draws(seed), n - 1, None))
+        assert nth.spec == samples[list(seeds).index(seed)].spec
 
 
 def test_update_moves_mass_toward_elites_and_away_from_infeasible():
