@@ -221,6 +221,7 @@ def _given(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from toolkit.errors import InvalidArgumentError
     from toolkit.synthesis import SynthesisConfig, run_synthesis
+    from toolkit.synthesis.loop import RAY_HOST_SCREEN
 
     if args.resume:
         given = _given(args)
@@ -236,9 +237,7 @@ def run(args: argparse.Namespace) -> int:
                                        f"it has no cycles or population. Drop --cycles/--population")
         if args.predictor is not None and args.executor == "ray" and not (
                 args.device or args.devices or args.target == "android"):
-            raise InvalidArgumentError("--predictor with --executor ray needs a phone target: on the host target the "
-                                       "Ray workers measure, and the screen runs in this process. Add --target "
-                                       "android (the cluster's phones) or --device, or drop --predictor")
+            raise InvalidArgumentError(RAY_HOST_SCREEN)  # before connecting to the cluster; the loop checks it too
         if args.predictor is None and (args.measure_share != 0.2 or args.refit_every != 4):
             raise InvalidArgumentError("--measure-share and --refit-every apply to --predictor; add --predictor "
                                        "(optionally with a FILE) or drop them")

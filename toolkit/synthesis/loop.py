@@ -62,6 +62,10 @@ from toolkit.synthesis.shortlist import run_shortlist
 log = logging.getLogger(__name__)
 
 OP_PROFILE = "prototype_op_profile.json"
+# Ray workers measure on the host target, the screen would run here: the two cannot share measurements.
+RAY_HOST_SCREEN = ("--predictor with --executor ray needs a phone target: on the host target the Ray workers measure, "
+                   "and the screen runs in this process. Add --target android (the cluster's phones) or --device, or "
+                   "drop --predictor")
 SPACE_ROOT = "space_root.keras"
 
 
@@ -225,9 +229,7 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
     requirements = parse_requirements(config.requirements)
     if config.screen and executor is not None and not config.phones:
         # On a phone target the driver queues every measurement (RayPhonePool), so it screens them too.
-        raise InvalidArgumentError("--predictor with --executor ray needs a phone target: on the host target the "
-                                   "Ray workers measure, and the screen runs in this process. Add --target "
-                                   "android (the cluster's phones) or --device, or drop --predictor")
+        raise InvalidArgumentError(RAY_HOST_SCREEN)
     screen = make_screen(config, out)  # a bad --predictor file fails now, before any data is loaded
     phones = None
     if executor is not None:
