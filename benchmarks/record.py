@@ -35,14 +35,29 @@ def kendall_tau(a: list[float], b: list[float]) -> float | None:
     return float(kendalltau(a, b).statistic) if len(a) >= 2 else None
 
 
-def beyond_macs(macs: list[int], values: list[float]) -> list[float]:
-    """What ``values`` say beyond MACs: their residuals once fitted (least squares) on log MACs and a constant."""
+def _fit_on_macs(macs: list[int], values: list[float], groups: list | None):
+    """Least squares of ``values`` on log2 MACs and a constant (one per group when ``groups`` is given: networks of
+    different prototypes). Returns (the coefficients, the design matrix, the values)."""
     import numpy as np
 
-    log_macs = np.log(np.asarray(macs, dtype=float))
-    design = np.vstack([log_macs, np.ones_like(log_macs)]).T
+    log_macs = np.log2(np.asarray(macs, dtype=float))
+    keys = list(dict.fromkeys(groups)) if groups is not None else [None]
+    constants = [[1.0 if groups is None or g == key else 0.0 for g in (groups or macs)] for key in keys]
+    design = np.vstack([log_macs, *constants]).T
     y = np.asarray(values, dtype=float)
-    return list(y - design @ np.linalg.lstsq(design, y, rcond=None)[0])
+    return np.linalg.lstsq(design, y, rcond=None)[0], design, y
+
+
+def beyond_macs(macs: list[int], values: list[float], groups: list | None = None) -> list[float]:
+    """What ``values`` say beyond MACs: their residuals once fitted (least squares) on log MACs and a constant
+    (one per group, when given)."""
+    coef, design, y = _fit_on_macs(macs, values, groups)
+    return list(y - design @ coef)
+
+
+def per_doubling(macs: list[int], values: list[float], groups: list | None = None) -> float:
+    """How much ``values`` rise per doubling of MACs, in the same fit as :func:`beyond_macs`."""
+    return float(_fit_on_macs(macs, values, groups)[0][0])
 
 
 def check_results_path(path: str | Path, force: bool) -> Path:

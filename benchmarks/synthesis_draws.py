@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from record import (beyond_macs, check_results_path, code_commit, command_line, kendall_tau, run_main,  # noqa: E402
-                    write_record)
+from record import (beyond_macs, check_results_path, code_commit, command_line, kendall_tau, per_doubling,  # noqa: E402
+                    run_main, write_record)
 
 PER_DRAW = ("--seed", "--out", "--db", "--results", "--strategies")  # what may differ between draws of one setting
 
@@ -74,26 +74,32 @@ def proxy_beyond_macs(draws, counted: set) -> dict:
     proxy (whether that spread is the network or the read: ``proxy_reread.py``)."""
     import numpy as np
 
-    seen, finals, strategies = set(), [], []
+    seen, finals, groups, strategies = set(), [], [], []
     for _, seed, record in draws:
         for name, s in record["strategies"].items():
-            if name in ("width", "l1prune") or (seed, name) not in counted:  # width has a supernet of its own; l1prune no proxy from a supernet
+            # width has a supernet of its own, l1prune no proxy from a supernet
+            if name in ("width", "l1prune") or (seed, name) not in counted:
                 continue
             for f in s["finals"]:
                 key = (f["macs"], f["proxy_val_top1"], f["val_top1"], f["test_top1"])
                 if f["proxy_val_top1"] is not None and key not in seen:
                     seen.add(key)
                     finals.append(f)
+                    groups.append(json.dumps(record["prototype"], sort_keys=True))  # draws on their own prototype
                     strategies += [name] if name not in strategies else []
     macs = [f["macs"] for f in finals]
     proxy = [f["proxy_val_top1"] for f in finals]
-    out = {"networks": len(finals), "strategies": strategies,
-           "proxy_residual_sd_pt": float(np.std(beyond_macs(macs, proxy), ddof=2) * 100)}
+    residual = {split: beyond_macs(macs, [f[f"{split}_top1"] for f in finals], groups) for split in ("val", "test")}
+    out = {"networks": len(finals), "prototypes": len(set(groups)), "strategies": strategies,
+           "proxy_residual_sd_pt": float(np.std(beyond_macs(macs, proxy, groups), ddof=2) * 100),
+           # at equal MACs, is a final's top-1 the network's (validation and test agree) or its training's luck?
+           "final_val_vs_test_beyond_macs": kendall_tau(residual["val"], residual["test"]),
+           "test_pt_per_doubling_macs": per_doubling(macs, [f["test_top1"] for f in finals], groups) * 100}
     for split in ("val", "test"):
         final = [f[f"{split}_top1"] for f in finals]
         out[split] = {"proxy": kendall_tau(proxy, final), "macs": kendall_tau(list(np.log(macs)), final),
-                      "proxy_beyond_macs": kendall_tau(beyond_macs(macs, proxy), beyond_macs(macs, final)),
-                      "residual_sd_pt": float(np.std(beyond_macs(macs, final), ddof=2) * 100)}
+                      "proxy_beyond_macs": kendall_tau(beyond_macs(macs, proxy, groups), residual[split]),
+                      "residual_sd_pt": float(np.std(residual[split], ddof=2) * 100)}
     return out
 
 
@@ -113,7 +119,7 @@ def main() -> int:
         try:
             record = json.loads(Path(path).read_text())
             seed, rest = settings(record["command"])
-            strategies = record["strategies"]
+            strategies, _ = record["strategies"], record["prototype"]
         except (OSError, ValueError, KeyError) as exc:
             raise InvalidArgumentError(f"{path!r} is not a results file of synthesis_fashion_mnist.py "
                                        f"({type(exc).__name__}: {exc})") from None
@@ -174,6 +180,9 @@ def main() -> int:
               f"{t['residual_sd_pt']:.2f} pt")
     print(f"  the proxy's own spread at equal MACs (its residual sd after log MACs): "
           f"{proxy['proxy_residual_sd_pt']:.2f} pt")
+    print(f"  final top-1 at equal MACs, validation vs test (residuals after log MACs): Kendall tau "
+          f"{proxy['final_val_vs_test_beyond_macs']:.3f}; a doubling of MACs adds {proxy['test_pt_per_doubling_macs']:.2f}"
+          f" pt on test (fitted with a constant per prototype: {proxy['prototypes']})")
     write_record(args.results, {"git_commit": code_commit(), "command": command_line("synthesis_draws.py"),
                                 "settings": common, "seeds": sorted(seeds), "baseline": args.baseline,
                                 "rows": rows, "p2_tally": tally, "smallest_within_median": medians,
