@@ -69,9 +69,11 @@ def smallest_within(finals: list[dict]) -> dict | None:
 
 def proxy_beyond_macs(draws, counted: set) -> dict:
     """What the search's proxy tells about final top-1 that MACs do not: over every distinct final with a proxy
-    (the strategies searching gensynth's supernet) of the runs ``counted`` ((seed, strategy) pairs), Kendall's tau of proxy vs final, of log MACs vs final, and of
-    the two residuals once each is fitted on log MACs (least squares); the residual sd of final top-1 and of the
-    proxy (whether that spread is the network or the read: ``proxy_reread.py``)."""
+    (the strategies searching gensynth's supernet) of the runs ``counted`` ((seed, strategy) pairs), Kendall's tau
+    of proxy vs final, of log MACs vs final, and of the two residuals once each is fitted on log MACs (least
+    squares, a constant per prototype); the residual sd of final top-1 and of the proxy (whether that spread is the
+    network or the read: ``proxy_reread.py``); whether the finals' residuals on validation and on test agree (the
+    network, not its training's luck); and final test top-1 per doubling of MACs."""
     import numpy as np
 
     seen, finals, groups, strategies = set(), [], [], []
@@ -119,7 +121,7 @@ def main() -> int:
         try:
             record = json.loads(Path(path).read_text())
             seed, rest = settings(record["command"])
-            strategies, _ = record["strategies"], record["prototype"]
+            strategies, _ = record["strategies"], record["prototype"]  # the prototype: its draws' own constant
         except (OSError, ValueError, KeyError) as exc:
             raise InvalidArgumentError(f"{path!r} is not a results file of synthesis_fashion_mnist.py "
                                        f"({type(exc).__name__}: {exc})") from None
