@@ -183,8 +183,8 @@ def main() -> int:
     print(f"  the proxy's own spread at equal MACs (its residual sd after log MACs): "
           f"{proxy['proxy_residual_sd_pt']:.2f} pt")
     print(f"  final top-1 at equal MACs, validation vs test (residuals after log MACs): Kendall tau "
-          f"{proxy['final_val_vs_test_beyond_macs']:.3f}; a doubling of MACs adds {proxy['test_pt_per_doubling_macs']:.2f}"
-          f" pt on test (fitted with a constant per prototype: {proxy['prototypes']})")
+          f"{proxy['final_val_vs_test_beyond_macs']:.3f}; a doubling of MACs adds "
+          f"{proxy['test_pt_per_doubling_macs']:.2f} pt on test (a constant per prototype: {proxy['prototypes']})")
     write_record(args.results, {"git_commit": code_commit(), "command": command_line("synthesis_draws.py"),
                                 "settings": common, "seeds": sorted(seeds), "baseline": args.baseline,
                                 "rows": rows, "p2_tally": tally, "smallest_within_median": medians,
