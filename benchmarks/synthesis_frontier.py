@@ -67,7 +67,7 @@ def main() -> int:
               f"images, the reference given the same:")
         for r in b["rows"]:
             if r["network"] != "reference":
-                r = dict(r, images=b["train_images"])
+                r = dict(r, images=b["train_images"], study=f"{Path(b['run']).parent.name}, {b['git_commit'][:7]}")
                 rows.append(r)
                 val = "n/a" if r.get("val_drop_pt") is None else f"{r['val_drop_pt']:+.2f} pt"
                 print(f"  E={r['epochs']:<3} {r['network']:<26} {r['macs_ratio']:.1f}x fewer MACs  test "
@@ -114,7 +114,9 @@ def main() -> int:
             va="bottom")
     if rows:
         r0 = rows[0]
-        bx.set_title(f"{r0['network']} ({r0['macs_ratio']:.1f}x fewer MACs): gap vs final epochs", fontsize=9)
+        # The budget study is its own run (named): not necessarily the run on the left.
+        bx.set_title(f"{r0['network']} ({r0['macs_ratio']:.1f}x fewer MACs),\nrun {r0['study']}: gap vs final "
+                     f"epochs", fontsize=9)
         bx.legend(fontsize=7)
     bx.set_xlabel("final training epochs (the reference gets the same)")
     bx.set_ylabel("top-1 below the reference (pt)")
