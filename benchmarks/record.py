@@ -81,12 +81,12 @@ def claim_work_folder(path: str | Path, script: str) -> Path:
     from toolkit.errors import InvalidArgumentError
 
     path = Path(path)
+    if path.is_symlink():  # also a dangling one, which mkdir would refuse with a traceback
+        raise InvalidArgumentError(f"--work {str(path)!r} is a symbolic link; pass a folder of your own")
     if path.exists() and not path.is_dir():
         raise InvalidArgumentError(f"--work {str(path)!r} is a file; pass a new or empty folder")
     path.mkdir(parents=True, exist_ok=True, mode=0o700)  # writes nothing into a folder that exists
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
-        raise InvalidArgumentError(f"--work {str(path)!r} is a symbolic link; pass a folder of your own")
+    st = os.lstat(path)  # a link planted since the check above is another user's: refused below
     if st.st_uid != os.geteuid():
         raise InvalidArgumentError(f"--work {str(path)!r} belongs to another user (uid {st.st_uid}); pass a folder "
                                    f"of your own")

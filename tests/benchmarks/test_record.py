@@ -55,6 +55,10 @@ def test_a_folder_another_local_user_could_have_planted_is_refused(tmp_path, mon
     (tmp_path / "link").symlink_to(theirs)
     with pytest.raises(InvalidArgumentError, match="symbolic link"):
         record.claim_work_folder(tmp_path / "link", "proxy_reread.py")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InvalidArgumentError, match="symbolic link"):
+        record.claim_work_folder(tmp_path / "dangling", "proxy_reread.py")
+    assert not (tmp_path / "nowhere").exists()
     theirs.chmod(0o777)
     with pytest.raises(InvalidArgumentError, match="written by other users"):
         record.claim_work_folder(theirs, "proxy_reread.py")
