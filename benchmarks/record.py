@@ -41,8 +41,8 @@ def _fit_on_macs(macs: list[int], values: list[float], groups: list | None):
     import numpy as np
 
     log_macs = np.log2(np.asarray(macs, dtype=float))
-    keys = list(dict.fromkeys(groups)) if groups is not None else [None]
-    constants = [[1.0 if groups is None or g == key else 0.0 for g in (groups or macs)] for key in keys]
+    groups = [None] * len(macs) if groups is None else groups
+    constants = [[float(g == key) for g in groups] for key in dict.fromkeys(groups)]
     design = np.vstack([log_macs, *constants]).T
     y = np.asarray(values, dtype=float)
     return np.linalg.lstsq(design, y, rcond=None)[0], design, y

@@ -92,15 +92,16 @@ def proxy_beyond_macs(draws, counted: set) -> dict:
     macs = [f["macs"] for f in finals]
     proxy = [f["proxy_val_top1"] for f in finals]
     residual = {split: beyond_macs(macs, [f[f"{split}_top1"] for f in finals], groups) for split in ("val", "test")}
+    proxy_residual = beyond_macs(macs, proxy, groups)
     out = {"networks": len(finals), "prototypes": len(set(groups)), "strategies": strategies,
-           "proxy_residual_sd_pt": float(np.std(beyond_macs(macs, proxy, groups), ddof=2) * 100),
+           "proxy_residual_sd_pt": float(np.std(proxy_residual, ddof=2) * 100),
            # at equal MACs, is a final's top-1 the network's (validation and test agree) or its training's luck?
            "final_val_vs_test_beyond_macs": kendall_tau(residual["val"], residual["test"]),
            "test_pt_per_doubling_macs": per_doubling(macs, [f["test_top1"] for f in finals], groups) * 100}
     for split in ("val", "test"):
         final = [f[f"{split}_top1"] for f in finals]
         out[split] = {"proxy": kendall_tau(proxy, final), "macs": kendall_tau(list(np.log(macs)), final),
-                      "proxy_beyond_macs": kendall_tau(beyond_macs(macs, proxy, groups), residual[split]),
+                      "proxy_beyond_macs": kendall_tau(proxy_residual, residual[split]),
                       "residual_sd_pt": float(np.std(residual[split], ddof=2) * 100)}
     return out
 

@@ -63,15 +63,10 @@ class Generator:
         network within ``max_draws`` keeps its first draw (its caller reports it as a repeat)."""
         seen, samples, redrawn = set(), [], []
         for seed in seeds:
-            first, chosen = None, None
-            for n, drawn in enumerate(itertools.islice(self.draws(seed), max_draws), 1):
-                first = first or drawn
-                if drawn.spec.spec_hash() not in seen:
-                    chosen = drawn
-                    if n > 1:
-                        redrawn.append((seed, n))
-                    break
-            chosen = chosen or first
+            new = ((n, s) for n, s in enumerate(itertools.islice(self.draws(seed), max_draws), 1)
+                   if s.spec.spec_hash() not in seen)
+            n, chosen = next(new, (1, self.sample(seed)))
+            redrawn += [(seed, n)] if n > 1 else []
             seen.add(chosen.spec.spec_hash())
             samples.append(chosen)
         return samples, redrawn
