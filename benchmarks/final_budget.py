@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sqlite3
 import sys
@@ -96,6 +97,27 @@ def spread(values: list[float]) -> tuple[float, float, float, float]:
     return statistics.fmean(values), sd, min(values), max(values)
 
 
+def distillation_gains(rows: list[dict], teachers: list[str]) -> dict:
+    """Per teacher other than none: top-1 in points of the distilled network minus the same network, epochs and
+    seed trained without one, paired, on validation and test (None where a split was not read)."""
+    import statistics
+
+    plain = {(r["network"], r["epochs"], r["seed"]): r for r in rows if r.get("teacher") == "none"}
+    gains = {}
+    for teacher in teachers:
+        pairs = [(r, plain[(r["network"], r["epochs"], r["seed"])]) for r in rows if r.get("teacher") == teacher
+                 and teacher != "none" and (r["network"], r["epochs"], r["seed"]) in plain]
+        if not pairs:
+            continue
+        diff = {split: [(a[f"{split}_top1"] - b[f"{split}_top1"]) * 100 for a, b in pairs
+                        if a[f"{split}_top1"] is not None] for split in ("val", "test")}
+        gains[teacher] = {"pairs": len(pairs),
+                          "val_pt_mean": statistics.fmean(diff["val"]) if diff["val"] else None,
+                          "val_better": sum(d > 0 for d in diff["val"]),
+                          "test_pt_mean": statistics.fmean(diff["test"])}
+    return gains
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2%}"
 
@@ -123,6 +145,10 @@ def main() -> int:
                         help="final training on this many images ('all': the whole training split) instead of the "
                              "run's. The supernet then has seen some of the new validation images, so only test "
                              "top-1 is reported (validation is not independent of the weights)")
+    parser.add_argument("--distill", default="none",
+                        help="comma-separated teachers, each network trained once per teacher: none (the run's own "
+                             "recipe), prototype (the prototype as trained), reference (the reference the run "
+                             "stored, its finals/reference.keras). The reference row itself is never distilled")
     parser.add_argument("--work", default="/tmp/final-budget", help="folder for the .tflite files")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "final_budget.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
@@ -134,6 +160,11 @@ def main() -> int:
         parser.error(f"--train-samples takes a positive integer or 'all'. Received: {args.train_samples!r}")
     if args.seeds is not None and not all(x.strip().isdigit() for x in args.seeds.split(",")):
         parser.error(f"--seeds takes non-negative integers separated by commas, e.g. 0,1,2. Received: {args.seeds!r}")
+    teachers = args.distill.split(",")
+    if not teachers or any(t not in ("none", "prototype", "reference") for t in teachers) \
+            or len(set(teachers)) != len(teachers):
+        parser.error(f"--distill takes distinct teachers from none, prototype, reference separated by commas, e.g. "
+                     f"none,reference. Received: {args.distill!r}")
     items = args.networks.split(",")
     for item in items:
         if item.split("@", 1)[0].count(":") != 1:
@@ -177,6 +208,15 @@ def main() -> int:
         run_id = read_run_file(Path(folder))["run_id"] if folder else None
         networks.append((name, stored_choices(args.db, strategy, cid, run_id)))
     val = ctx.train_data  # its x_test/y_test are the validation split
+    models = {"none": None, "prototype": ctx.prototype_model}
+    if "reference" in teachers:
+        import keras
+
+        path = run / "finals" / "reference.keras"
+        if not path.is_file():
+            parser.error(f"--distill reference reads the reference the run stored, {path}, which is not there; "
+                         f"use --distill none,prototype")
+        models["reference"] = keras.models.load_model(path, compile=False)
 
     rows = []
     if args.reference == "stored":  # read again here, on the same validation images as the networks
@@ -190,38 +230,43 @@ def main() -> int:
         for e in epochs:
             ctx.config = dataclasses.replace(config, final_epochs=e, seed=seed)
             for name, choices in networks:
-                tag = f"e{e}_s{seed}_{name.replace(':', '_')}"
-                t0 = time.perf_counter()
-                model, _ = train_final(ctx, choices, f"budget_{tag}")
-                train_s = time.perf_counter() - t0
-                path = work / f"{tag}_int8.tflite"
-                convert_model(model, ctx.search_data, path, mode="int8")
-                row = {"network": name, "epochs": e, "seed": seed, "macs": count_macs(model),
-                       "train_s": round(train_s, 1),
-                       "val_top1": evaluate_tflite(path, val.x_test, val.y_test, num_threads=config.threads)
-                       if own_split else None,
-                       "test_top1": report_on_test(ctx, path)}
-                rows.append(row)
-                print(f"E={e:<3} seed {seed:<3} {name:<28} {row['macs']:>11,} MACs  val {_pct(row['val_top1'])}  "
-                      f"test {row['test_top1']:.2%}  ({train_s:.0f} s)", flush=True)
+                for teacher in ["none"] if name == "reference" else teachers:
+                    tag = f"e{e}_s{seed}_{name.replace(':', '_')}" + ("" if teacher == "none" else f"_kd-{teacher}")
+                    t0 = time.perf_counter()
+                    model, _ = train_final(ctx, choices, f"budget_{tag}", teacher=models[teacher])
+                    train_s = time.perf_counter() - t0
+                    path = work / f"{tag}_int8.tflite"
+                    convert_model(model, ctx.search_data, path, mode="int8")
+                    row = {"network": name, "teacher": teacher, "epochs": e, "seed": seed, "macs": count_macs(model),
+                           "train_s": round(train_s, 1),
+                           "val_top1": evaluate_tflite(path, val.x_test, val.y_test, num_threads=config.threads)
+                           if own_split else None,
+                           "test_top1": report_on_test(ctx, path)}
+                    rows.append(row)
+                    print(f"E={e:<3} seed {seed:<3} {name:<28} {teacher:<9} {row['macs']:>11,} MACs  "
+                          f"val {_pct(row['val_top1'])}  test {row['test_top1']:.2%}  ({train_s:.0f} s)", flush=True)
 
     ref = {(r["epochs"], r["seed"]): r for r in rows if r["network"] == "reference"}
-    print(f"\n{'E':>3} {'seed':>4} {'network':<28} {'MACs':>11} {'fewer':>6} {'val':>7} {'test':>7} {'val drop':>9} "
-          f"{'test drop':>9}")
+    print(f"\n{'E':>3} {'seed':>4} {'network':<28} {'teacher':<9} {'MACs':>11} {'fewer':>6} {'val':>7} {'test':>7} "
+          f"{'val drop':>9} {'test drop':>9}")
     for r in rows:
         base = ref[(r["epochs"], config.seed if args.reference == "stored" else r["seed"])]
         r["macs_ratio"] = base["macs"] / r["macs"]
         r["val_drop_pt"] = (base["val_top1"] - r["val_top1"]) * 100 if own_split else None
         r["test_drop_pt"] = (base["test_top1"] - r["test_top1"]) * 100
-        print(f"{r['epochs']:>3} {r['seed']:>4} {r['network']:<28} {r['macs']:>11,} {r['macs_ratio']:>5.1f}x "
+        print(f"{r['epochs']:>3} {r['seed']:>4} {r['network']:<28} {r.get('teacher', 'none'):<9} {r['macs']:>11,} "
+              f"{r['macs_ratio']:>5.1f}x "
               f"{_pct(r['val_top1']):>7} {r['test_top1']:>7.2%} {_pt(r['val_drop_pt']):>9} {r['test_drop_pt']:>8.2f}pt")
     summary = []
     if len(seeds) > 1:
         print(f"\nover seeds {','.join(map(str, seeds))}: mean, sample sd and range of int8 top-1 (drop in pt on test)")
         for e in epochs:
-            for name, _ in networks:
-                mine = [r for r in rows if r["network"] == name and r["epochs"] == e and not r.get("stored")]
-                entry = {"network": name, "epochs": e, "seeds": len(mine)}
+            for (name, _), teacher in itertools.product(networks, teachers):
+                mine = [r for r in rows if r["network"] == name and r["epochs"] == e and not r.get("stored")
+                        and r["teacher"] == teacher]
+                if not mine:  # the reference is trained without a teacher only
+                    continue
+                entry = {"network": name, "teacher": teacher, "epochs": e, "seeds": len(mine)}
                 for split in ("val", "test"):
                     if mine[0][f"{split}_top1"] is not None:
                         mean, sd, lo, hi = spread([r[f"{split}_top1"] for r in mine])
@@ -231,13 +276,19 @@ def main() -> int:
                 summary.append(entry)
                 v, t = entry.get("val"), entry["test"]
                 val_text = "n/a" if v is None else f"{v['mean']:.2%} sd {v['sd'] * 100:.2f}pt"
-                print(f"E={e:<3} {name:<28} val {val_text}  test {t['mean']:.2%} sd {t['sd'] * 100:.2f}pt "
+                print(f"E={e:<3} {name:<28} {teacher:<9} val {val_text}  test {t['mean']:.2%} sd {t['sd'] * 100:.2f}pt "
                       f"[{t['min']:.2%}, {t['max']:.2%}]  test drop {mean:.2f}pt [{lo:.2f}, {hi:.2f}]")
+    gains = distillation_gains(rows, teachers)
+    for teacher, g in gains.items():
+        print(f"\ndistilled from {teacher} minus the same network, epochs and seed without a teacher, over "
+              f"{g['pairs']} pairs: mean {_pt(g['val_pt_mean'])} on validation ({g['val_better']} of "
+              f"{g['pairs']} better), mean {_pt(g['test_pt_mean'])} on test")
     write_record(results_path, {"git_commit": code_commit(), "command": command_line("final_budget.py"),
                                 "run": str(run), "train_images": len(val.x_train),
                                 "validation_independent": own_split, "seeds": seeds, "reference": args.reference,
                                 "final_learning_rate": config.final_learning_rate, "rows": rows,
-                                "over_seeds": summary})
+                                "over_seeds": summary,
+                                "distillation_gains": gains})
     return 0
 
 

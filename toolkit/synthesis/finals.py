@@ -64,19 +64,21 @@ def best_final(finals) -> CandidateResult | None:
     return max(ok, key=lambda c: c.score) if ok else None
 
 
-def train_final(ctx: Context, choices: dict, name: str):
+def train_final(ctx: Context, choices: dict, name: str, *, teacher=None):
     """The final recipe: the evaluator's weights for ``choices``, then the prototype's epochs (or
-    ``final_epochs``) on its data at ``final_learning_rate``."""
+    ``final_epochs``) on its data at ``final_learning_rate``; distilled from ``teacher`` when given, else from the
+    prototype under ``distill``."""
     model, spec = ctx.evaluator.start(choices, name=name)
-    _final_recipe(ctx, model)
+    _final_recipe(ctx, model, teacher)
     return model, spec
 
 
-def _final_recipe(ctx: Context, model) -> None:
+def _final_recipe(ctx: Context, model, teacher=None) -> None:
     from toolkit.train import TrainBudget, train
 
     cfg = ctx.config
-    teacher = ctx.prototype_model if cfg.distill else None
+    if teacher is None and cfg.distill:
+        teacher = ctx.prototype_model
     train(model, ctx.train_data, TrainBudget(epochs=cfg.final_epochs or cfg.prototype_epochs),
           learning_rate=cfg.final_learning_rate, seed=cfg.seed, progress=ctx.progress, teacher=teacher)
 
