@@ -37,7 +37,8 @@ from record import (beyond_macs, check_results_path, claim_work_folder, code_com
 def stored_finals(store, run_id: str, folder: Path) -> list[dict]:
     """Every final of a synthesis run in ``store`` whose proxy came from the supernet of run ``run_id`` in
     ``folder`` (that run, and the runs whose ``supernet_path`` is that folder, through a link or not), one per
-    architecture and test top-1 (a draw that resumed another's run repeats its rows)."""
+    architecture and test top-1 (a draw that resumed another's run repeats its rows), with its search proxy (for a
+    final chosen through the shortlist, its shortlisted parent's)."""
     def reuses(options_json: str | None) -> bool:
         path = json.loads(options_json or "{}").get("supernet_path")
         return bool(path) and Path(path).resolve() == folder.resolve()
@@ -46,9 +47,13 @@ def stored_finals(store, run_id: str, folder: Path) -> list[dict]:
             if r["run_id"] == run_id or reuses(r["options_json"])]
     seen, finals = set(), []
     for rid in runs:
-        for row in store.query("SELECT candidate_id, strategy, spec_hash, macs, proxy_top1, test_top1, extra_json "
-                               "FROM candidates WHERE run_id=? AND phase='final' AND status='ok' AND proxy_top1 IS NOT "
-                               "NULL", (rid,)):
+        # A final chosen through the shortlist keeps its shortlist row's top-1 as proxy_top1; the search's proxy
+        # is the one that shortlist row keeps
+        for row in store.query("SELECT f.candidate_id, f.strategy, f.spec_hash, f.macs, f.test_top1, f.extra_json, "
+                               "COALESCE(s.proxy_top1, f.proxy_top1) AS proxy_top1 FROM candidates f "
+                               "LEFT JOIN candidates s ON s.run_id=f.run_id AND s.candidate_id=f.parent "
+                               "AND s.phase='shortlist' WHERE f.run_id=? AND f.phase='final' AND f.status='ok' "
+                               "AND f.proxy_top1 IS NOT NULL", (rid,)):
             key = (row["spec_hash"], row["test_top1"])
             if key not in seen:
                 seen.add(key)

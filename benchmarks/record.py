@@ -60,13 +60,13 @@ def per_doubling(macs: list[int], values: list[float], groups: list | None = Non
     return float(_fit_on_macs(macs, values, groups)[0][0])
 
 
-def check_results_path(path: str | Path, force: bool) -> Path:
-    """Called before any work: an existing results file is replaced only with ``--force``."""
+def check_results_path(path: str | Path, force: bool, option: str = "--results") -> Path:
+    """Called before any work: an existing results file (given as ``option``) is replaced only with ``--force``."""
     from toolkit.errors import InvalidArgumentError
 
     path = Path(path)
     if path.exists() and not force:
-        raise InvalidArgumentError(f"{str(path)!r} already exists; pass --force to replace it, or another --results")
+        raise InvalidArgumentError(f"{str(path)!r} already exists; pass --force to replace it, or another {option}")
     return path
 
 

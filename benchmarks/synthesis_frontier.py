@@ -4,9 +4,10 @@ Reads ``benchmarks/results/synthesis_fashion_mnist.json`` (and, when present, ``
 ``benchmarks/final_budget.py``: the same networks given longer final training or more images) and prints, per strategy, its Pareto front (no other final of that strategy
 has fewer MACs and at least its accuracy), where the target of issue 10 lies (>= 10x fewer MACs than the prototype
 at <= 1 pt below the reference) and how far each front is from it; writes the figure
-``benchmarks/results/synthesis_frontier.png``. Nothing is trained or measured here: every number is the JSON's.
+``benchmarks/results/synthesis_frontier.png`` (an existing one only with ``--force``, checked before any work).
+Nothing is trained or measured here: every number is the JSON's.
 
-    python benchmarks/synthesis_frontier.py
+    python benchmarks/synthesis_frontier.py --force
 """
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from record import check_results_path, run_main  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 MARKERS = {"gensynth": "o", "random": "s", "width": "^", "l1prune": "v"}
 
@@ -42,7 +47,9 @@ def main() -> int:
     parser.add_argument("--figure", default=str(RESULTS / "synthesis_frontier.png"))
     parser.add_argument("--ratio", type=float, default=10.0, help="MACs reduction the target asks for")
     parser.add_argument("--max-drop", type=float, default=1.0, help="accuracy drop (pt) the target allows")
+    parser.add_argument("--force", action="store_true", help="replace an existing --figure")
     args = parser.parse_args()
+    check_results_path(args.figure, args.force, "--figure")
 
     bench = json.loads(Path(args.results).read_text())
     proto_macs = bench["prototype"]["macs"]
@@ -127,4 +134,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_main(main))
