@@ -21,6 +21,8 @@ With ``--predictor [FILE]`` the search screens candidates by predicted latency/e
 With ``--space-root NAME`` gensynth and random search the space of that architecture (trained with the prototype's
 recipe; its own supernet), while resnet20 stays the reference; width and l1prune still scale resnet20, width with a
 supernet of its own over it. ``--final-epochs`` gives the finals (and the reference) more epochs than the prototype.
+The reference is trained once, in gensynth's run; the other strategies' runs judge their finals against it
+(``synthesize --reference-from``), and every strategy's finals learn from it (``--no-distill``: they do not).
 
 ``--strategies ...,gensynth-front`` adds gensynth with the "front" elite (``synthesize --elite front``) on gensynth's
 prototype and supernet, at the same search budget and final recipe; P1 and P2 are printed for each gensynth.
@@ -85,6 +87,9 @@ def main() -> int:
                              "own over the prototype")
     parser.add_argument("--final-epochs", type=int, default=None,
                         help="final-training epochs (default: --prototype-epochs); the reference gets them too")
+    parser.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
+                        help="every strategy's finals also learn the reference's soft predictions (synthesize "
+                             "--distill, the default); the reference is trained once, without")
     parser.add_argument("--shortlist", type=int, default=0, metavar="N",
                         help="every strategy's finals are chosen among N search candidates fine-tuned and judged again "
                              "(`synthesize --shortlist N`, 1 epoch on 10,000 training images; default 0: none)")
@@ -105,7 +110,8 @@ def main() -> int:
     common = dict(prototype="resnet20", requirements=requirements, n_train=args.train_samples, n_val=args.val_samples,
                   n_eval=args.eval_samples, prototype_epochs=args.prototype_epochs,
                   supernet_epochs=args.supernet_epochs, final_k=args.final_k, budget_s=budget, data_seed=0, seed=args.seed,
-                  separable=args.separable, final_epochs=args.final_epochs, shortlist=args.shortlist)
+                  separable=args.separable, final_epochs=args.final_epochs, shortlist=args.shortlist,
+                  distill=args.distill)
     if args.predictor is not None:
         common.update(screen=True, predictor_path=args.predictor or None, measure_share=args.measure_share)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -117,7 +123,7 @@ def main() -> int:
         extra = {"elite": elite} if elite else {}
         if strategy != "gensynth":
             extra["prototype_path"] = str(first / "prototype.keras")
-            extra["retrain_reference"] = False  # the reference is trained once, in the gensynth run
+            extra["reference_path"] = str(first)  # the reference is trained once, in the gensynth run
             if base in ("gensynth", "random") or base == "width" and not args.space_root:
                 extra["supernet_path"] = str(first)  # the same supernet (over the root, with --space-root)
         if base in ("gensynth", "random"):
@@ -214,7 +220,7 @@ def main() -> int:
 
     record = {"git_commit": commit,
               "command": command_line("synthesis_fashion_mnist.py"),
-              "requirements": list(requirements), "space_root": args.space_root,
+              "requirements": list(requirements), "space_root": args.space_root, "distill": args.distill,
               "prototype": {"macs": proto.macs, "params": proto.params, "test_top1": reference_top1,
                             "test_top1_as_trained": proto.test_top1,
                             "test_top1_retrained": ref.test_top1 if ref else None, "val_top1": proto.int8_top1},

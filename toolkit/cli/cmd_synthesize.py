@@ -54,7 +54,7 @@ _RUN_DEFINING = ("prototype", "prototype_width", "data", "data_path", "target", 
                  "require", "objective",
                  "strategy", "budget", "population", "prototype_epochs", "supernet_epochs", "supernet_from",
                  "final_k", "final_epochs", "final_lr", "resolutions", "separable", "space_root", "distill",
-                 "no_reference_retrain",
+                 "no_reference_retrain", "reference_from",
                  "train_samples", "val_samples", "eval_samples", "threads", "seed", "data_seed", "predictor",
                  "measure_share", "refit_every", "elite", "shortlist", "shortlist_epochs", "shortlist_images")
 
@@ -132,9 +132,16 @@ def register(subparsers) -> None:
                         "dsnet: depthwise-separable, made for it): it is trained with the prototype's recipe and its "
                         "supernet is the evaluator; the prototype stays the reference that requirements, drops and "
                         "MAC ratios are judged against. gensynth and random only")
-    p.add_argument("--distill", action="store_true", help="final training also learns the prototype's predictions")
+    p.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
+                   help="final training also learns the soft predictions of the reference the finals are judged "
+                        "against (the stronger on validation of the prototype as trained and retrained); the "
+                        "reference itself is trained without (default: on; --no-distill: labels only)")
     p.add_argument("--no-reference-retrain", action="store_true",
                    help="judge finals against the prototype as trained, without giving it the finals' training")
+    p.add_argument("--reference-from", default=None, metavar="RUN",
+                   help="judge finals against (and with --distill learn from) the reference an earlier run trained, "
+                        "instead of training one: the same data and reference recipe (prototype, epochs, learning "
+                        "rates, seed)")
     p.add_argument("--train-samples", type=positive_int, default=None,
                    help="training images (default: the whole training split)")
     p.add_argument("--val-samples", type=positive_int, default=5_000,
@@ -260,7 +267,8 @@ def run(args: argparse.Namespace) -> int:
             supernet_path=args.supernet_from, final_k=args.final_k, final_epochs=args.final_epochs,
             final_learning_rate=args.final_lr, resolution_options=args.resolutions, separable=args.separable,
             space_root=args.space_root,
-            distill=args.distill, retrain_reference=not args.no_reference_retrain, n_train=args.train_samples,
+            distill=args.distill, retrain_reference=not args.no_reference_retrain,
+            reference_path=args.reference_from, n_train=args.train_samples,
             n_val=args.val_samples, n_eval=args.eval_samples, threads=args.threads, seed=args.seed,
             data_seed=args.data_seed, screen=args.predictor is not None, predictor_path=args.predictor or None,
             measure_share=args.measure_share, refit_every=args.refit_every, elite=args.elite,

@@ -110,6 +110,8 @@ class Context:
         self.op_profile: tuple = ()  # the target's per-op profile of the prototype (empty: cost from MACs)
         self.search_reference: float | None = None  # proxy top-1 of the prototype architecture (validation)
         self.final_reference: CandidateResult | None = None
+        self.reused_reference: Path | None = None  # reference.keras of another run (finals.reused_reference)
+        self.teacher = None  # (keras path, model): the reference finals distill from (finals.final_teacher)
         self.prototype_result: CandidateResult | None = None  # what relative bounds ("energy_mj<=0.7x") divide by
         self.evaluated: dict[str, CandidateResult] = {}  # spec_hash -> first successful result
         self.progress = False

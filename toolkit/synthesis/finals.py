@@ -8,7 +8,7 @@ import logging
 import math
 from pathlib import Path
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import InvalidArgumentError, ToolkitError
 from toolkit.synthesis.assess import CandidateResult, Context, Prepared, assess, candidate_from_row, prepare, \
     report_on_test, write_candidate
 from toolkit.synthesis.inquisitor import non_dominated
@@ -66,19 +66,32 @@ def best_final(finals) -> CandidateResult | None:
 
 def train_final(ctx: Context, choices: dict, name: str, *, teacher=None):
     """The final recipe: the evaluator's weights for ``choices``, then the prototype's epochs (or
-    ``final_epochs``) on its data at ``final_learning_rate``; distilled from ``teacher`` when given, else from the
-    prototype under ``distill``."""
+    ``final_epochs``) on its data at ``final_learning_rate``; distilled from ``teacher`` when given, else, under
+    ``distill``, from :func:`final_teacher`."""
     model, spec = ctx.evaluator.start(choices, name=name)
+    if teacher is None and ctx.config.distill:
+        teacher = final_teacher(ctx)
     _final_recipe(ctx, model, teacher)
     return model, spec
 
 
-def _final_recipe(ctx: Context, model, teacher=None) -> None:
+def final_teacher(ctx: Context):
+    """The network finals distill from under ``distill``: the reference they are judged against (the stronger on
+    validation of the prototype as trained and the prototype given the finals' extra training), loaded once."""
+    import keras
+
+    ref = ctx.final_reference
+    if ref is None or ref.candidate_id != "reference" or not ref.keras_path:
+        return ctx.prototype_model
+    if ctx.teacher is None or ctx.teacher[0] != ref.keras_path:
+        ctx.teacher = (ref.keras_path, keras.models.load_model(ref.keras_path, compile=False))
+    return ctx.teacher[1]
+
+
+def _final_recipe(ctx: Context, model, teacher) -> None:
     from toolkit.train import TrainBudget, train
 
     cfg = ctx.config
-    if teacher is None and cfg.distill:
-        teacher = ctx.prototype_model
     train(model, ctx.train_data, TrainBudget(epochs=cfg.final_epochs or cfg.prototype_epochs),
           learning_rate=cfg.final_learning_rate, seed=cfg.seed, progress=ctx.progress, teacher=teacher)
 
@@ -87,27 +100,75 @@ def train_reference(ctx: Context, name: str):
     """The prototype architecture given the finals' extra training. Over the prototype's own space: the final
     recipe from the supernet's largest sub-network (the prototype after its share of the supernet epochs). Over a
     space root the supernet holds no prototype, so the trained prototype gets the supernet's epochs (at the
-    supernet's learning rate) first, then the final recipe. Returns (model, spec)."""
+    supernet's learning rate) first, then the final recipe. Never distilled: under ``distill`` the reference is what
+    the finals learn from. Returns (model, spec)."""
     from toolkit.arch import build_model
     from toolkit.train import TrainBudget, train
 
     cfg = ctx.config
     if cfg.space_root is None:
-        return train_final(ctx, ctx.space.prototype_choices(), name)
+        model, spec = ctx.evaluator.start(ctx.space.prototype_choices(), name=name)
+        _final_recipe(ctx, model, None)
+        return model, spec
     spec = dataclasses.replace(ctx.prototype_spec(), name=name)
     model = build_model(spec, seed=cfg.seed)
     model.set_weights(ctx.prototype_model.get_weights())
     if cfg.supernet_epochs:
         train(model, ctx.train_data, TrainBudget(epochs=cfg.supernet_epochs),
               learning_rate=cfg.supernet_learning_rate, seed=cfg.seed, progress=ctx.progress)
-    _final_recipe(ctx, model)
+    _final_recipe(ctx, model, None)
+    return model, spec
+
+
+def reused_reference(config, out: Path) -> Path | None:
+    """The ``reference.keras`` of the run ``config.reference_path`` names, or None without one. Refuses a folder
+    without a trained reference, or one whose reference was trained on other images or with another recipe (the
+    finals would be judged against, and learn from, a network not given their training), with the fix. Called
+    before anything is written; a resumed run that already holds its copy does not read the other folder."""
+    from toolkit.synthesis.config import SynthesisConfig
+    from toolkit.synthesis.loop import read_run_file
+
+    if not config.reference_path or config.final_k == 0 or (out / "finals" / "reference.keras").is_file():
+        return None
+    folder = Path(config.reference_path)
+    other = SynthesisConfig.from_dict(read_run_file(folder)["config"])
+    path = folder / "finals" / "reference.keras"
+    if not path.is_file():
+        raise InvalidArgumentError(f"{str(folder)!r} holds no trained reference (no finals/reference.keras); pass the "
+                                   f"--out folder of a run that trained one (--final-k > 0, without "
+                                   f"--no-reference-retrain)")
+    if other.data_fingerprint() != config.data_fingerprint():
+        raise InvalidArgumentError(f"The reference in {str(folder)!r} was trained on other images "
+                                   f"({other.data_fingerprint()}) than this run splits ({config.data_fingerprint()}); "
+                                   f"use the same data options and data seed")
+    mine, theirs = config.reference_recipe(), other.reference_recipe()
+    differ = {k: (theirs[k], mine[k]) for k in mine if mine[k] != theirs[k]}
+    if differ:
+        raise InvalidArgumentError(f"The reference in {str(folder)!r} was trained with another recipe than this run's "
+                                   f"finals get: " + ", ".join(f"{k}={a!r} there, {b!r} here"
+                                                               for k, (a, b) in differ.items())
+                                   + "; use the same options, or drop --reference-from to train one")
+    return path
+
+
+def load_reference(ctx: Context, path: Path, name: str):
+    """The reference another run trained (``path``, checked by :func:`reused_reference`), as (model, spec)."""
+    from toolkit.arch import build_model
+    from toolkit.convert import load_keras_model
+
+    spec = dataclasses.replace(ctx.prototype_spec(), name=name)
+    model = load_keras_model(path)
+    if [layer.name for layer in model.layers] != [layer.name for layer in build_model(spec).layers]:
+        raise InvalidArgumentError(f"{str(path)!r} is not a {ctx.config.prototype} reference for "
+                                   f"{ctx.config.dataset} built by ferminet (its layers differ)")
     return model, spec
 
 
 def run_reference(ctx: Context, store, run_id: str, done: dict,
                proto: CandidateResult) -> tuple[CandidateResult, CandidateResult | None]:
     """Set the accuracy finals are judged against: the stronger (on validation) of the prototype as trained and
-    the prototype architecture given the finals' extra training (``retrain_reference``). Reads the prototype's
+    the prototype architecture given the finals' extra training (``retrain_reference``; another run's with
+    ``reference_path``). Reads the prototype's
     test top-1 (once). Returns (prototype with its test top-1, the retrained reference or None)."""
     cfg = ctx.config
     if proto.test_top1 is None:
@@ -122,7 +183,10 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
             reference = candidate_from_row(done[cid])
         else:
             choices = ctx.prototype_choices()
-            model, spec = train_reference(ctx, f"{cfg.prototype}_{cid}")
+            name = f"{cfg.prototype}_{cid}"
+            # another run's (reference_path): assessed here, on this run's target, and kept in this run's folder
+            model, spec = load_reference(ctx, ctx.reused_reference, name) if ctx.reused_reference \
+                else train_reference(ctx, name)
             try:
                 reference, rows = assess(ctx, model, spec, candidate_id=cid, cycle=-1, strategy=cfg.strategy,
                                          seed=None, choices=choices, phase="reference", reference=None)

@@ -54,7 +54,7 @@ from toolkit.synthesis.assess import (
     write_candidate,
 )
 from toolkit.synthesis.config import SynthesisConfig
-from toolkit.synthesis.finals import best_final, run_finals, run_reference
+from toolkit.synthesis.finals import best_final, reused_reference, run_finals, run_reference
 from toolkit.synthesis.requirements import parse_requirements
 from toolkit.synthesis.screen import make_screen
 from toolkit.synthesis.shortlist import run_shortlist
@@ -235,9 +235,10 @@ def _run_locked(config: SynthesisConfig, out: Path, db, resume: bool, progress: 
     if executor is not None:
         executor.check(config)
         phones = executor.phone_pool(config)  # the Ray cluster's phones, for a phone target
-    try:  # loads data, reaches the target, checks a reused supernet: fails before anything is written
+    try:  # loads data, reaches the target, checks a reused supernet and reference: fails before anything is written
         ctx = Context(config, out, requirements, phones=phones)
         open_space(ctx)
+        ctx.reused_reference = reused_reference(config, out)
     except BaseException:
         if phones is not None:
             phones.close()

@@ -3,6 +3,7 @@ prototype stays the reference. A tiny run (the shared run's prototype, its own d
 the root is trained and stored with its gap to the prototype, that the search searches dsnet children and measures
 their drop against the prototype (the root's proxy plus the root's own gap), and that the final is judged against
 the prototype."""
+import dataclasses
 import json
 import sqlite3
 
@@ -37,7 +38,7 @@ def root_run(tiny_synthesis, tmp_path_factory):
     ws = tmp_path_factory.mktemp("space-root")
     config = SynthesisConfig.from_dict({**shared.to_dict(), "space_root": "dsnet", "cycles": 1, "population": 2,
                                         "final_k": 1, "requirements": ("accuracy_drop<=0pt",),
-                                        "retrain_reference": True,
+                                        "retrain_reference": True, "distill": True,  # the final learns from it
                                         "prototype_path": f"{result.out_dir}/prototype.keras"})
     run = run_synthesis(config, ws / "run", ws / "r.db", progress=False)
     with sqlite3.connect(ws / "r.db") as conn:
@@ -85,3 +86,27 @@ def test_the_final_is_a_root_child_judged_against_the_prototype(root_run):
     judge = max(run.prototype.int8_top1, reference.int8_top1)  # the stronger on validation
     drop = (judge - final.int8_top1) * 100.0
     assert final.feasible == (drop <= 1e-9) and final.violation == pytest.approx(max(drop, 0.0) / 100.0, abs=1e-9)
+
+
+def test_a_run_judges_its_finals_against_another_runs_reference(root_run, tmp_path):
+    """``reference_path`` (``--reference-from``): the other run's reference is assessed here, not trained again;
+    a reference trained with another recipe is refused before anything is written."""
+    import numpy as np
+
+    from toolkit.convert import load_keras_model
+
+    first, rows, out = root_run
+    config = SynthesisConfig.from_dict({**SynthesisConfig.from_dict(json.loads((out / "run.json").read_text())[
+        "config"]).to_dict(), "strategy": "random", "reference_path": str(out), "supernet_path": str(out)})
+    other = dataclasses.replace(config, final_epochs=config.prototype_epochs + 1)
+    with pytest.raises(InvalidArgumentError, match=r"another recipe .*final_epochs=1 there, 2 here"):
+        run_synthesis(other, tmp_path / "refused", tmp_path / "r.db", progress=False)
+    assert not (tmp_path / "refused").exists()
+
+    run = run_synthesis(config, tmp_path / "run", tmp_path / "r.db", progress=False)
+    assert run.reference.status == "ok" and run.reference.macs == first.reference.macs
+    assert run.reference.int8_top1 == first.reference.int8_top1  # the same network on the same validation images
+    assert run.reference.test_top1 == first.reference.test_top1
+    kept = load_keras_model(tmp_path / "run" / "finals" / "reference.keras")
+    for mine, theirs in zip(kept.get_weights(), load_keras_model(out / "finals" / "reference.keras").get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
