@@ -124,12 +124,14 @@ def reused_reference(config, out: Path) -> Path | None:
     """The ``reference.keras`` of the run ``config.reference_path`` names, or None without one. Refuses a folder
     without a trained reference, or one whose reference was trained on other images or with another recipe (the
     finals would be judged against, and learn from, a network not given their training), with the fix. Called
-    before anything is written; a resumed run that already holds its copy does not read the other folder."""
+    before anything is written; a resumed run that already holds its copy (``out``/finals) takes that one."""
     from toolkit.synthesis.config import SynthesisConfig
     from toolkit.synthesis.loop import read_run_file
 
-    if not config.reference_path or config.final_k == 0 or (out / "finals" / "reference.keras").is_file():
+    if not config.reference_path or config.final_k == 0:
         return None
+    if (out / "finals" / "reference.keras").is_file():
+        return out / "finals" / "reference.keras"
     folder = Path(config.reference_path)
     other = SynthesisConfig.from_dict(read_run_file(folder)["config"])
     path = folder / "finals" / "reference.keras"

@@ -35,3 +35,32 @@ def test_the_teacher_is_the_stronger_reference_else_the_prototype(tmp_path):
 
     ctx.final_reference = _result("reference", None)  # no Keras file kept: the prototype, not a guess
     assert final_teacher(ctx) is ctx.prototype_model
+
+
+def test_another_runs_reference_is_checked_before_it_is_used(tmp_path):
+    """``reference_path``: refused without a trained reference or on other images; a resumed run takes its copy."""
+    import pytest
+
+    from toolkit.errors import InvalidArgumentError
+    from toolkit.synthesis.finals import reused_reference
+    from toolkit.synthesis.loop import _write_run_file
+
+    theirs = SynthesisConfig(target="host", n_train=600)
+    (tmp_path / "theirs").mkdir()
+    _write_run_file(tmp_path / "theirs" / "run.json", "synthesis-x", theirs, "t.db")
+    mine = dataclasses.replace(theirs, reference_path=str(tmp_path / "theirs"))
+    assert reused_reference(dataclasses.replace(mine, final_k=0), tmp_path / "mine") is None  # no finals: unused
+    with pytest.raises(InvalidArgumentError, match="holds no trained reference"):
+        reused_reference(mine, tmp_path / "mine")
+    (tmp_path / "theirs" / "finals").mkdir()
+    (tmp_path / "theirs" / "finals" / "reference.keras").write_bytes(b"k")
+    assert reused_reference(mine, tmp_path / "mine") == tmp_path / "theirs" / "finals" / "reference.keras"
+    with pytest.raises(InvalidArgumentError, match="other images"):
+        reused_reference(dataclasses.replace(mine, n_train=700), tmp_path / "mine")
+    with pytest.raises(InvalidArgumentError, match="final_learning_rate=0.004 there, 0.001 here"):
+        reused_reference(dataclasses.replace(mine, final_learning_rate=1e-3), tmp_path / "mine")
+    (tmp_path / "mine" / "finals").mkdir(parents=True)
+    (tmp_path / "mine" / "finals" / "reference.keras").write_bytes(b"k")  # resumed: its copy, not theirs
+    assert reused_reference(mine, tmp_path / "mine") == tmp_path / "mine" / "finals" / "reference.keras"
+    with pytest.raises(InvalidArgumentError, match="retrain_reference=False asks for none"):
+        dataclasses.replace(mine, retrain_reference=False)
