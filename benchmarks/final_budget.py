@@ -5,8 +5,8 @@ Issue 10 asks for <= 1 pt at >= 10x fewer MACs, or, where the frontier at the be
 for the budget that would reach it. This script measures that: it reads a run folder of
 ``benchmarks/synthesis_fashion_mnist.py`` (its trained supernet, prototype and channel importance, same data split),
 takes the named networks' architectures from the store, and for each epoch count E trains every network and the
-reference with the loop's own final recipe (``toolkit.synthesis.finals.train_final``: supernet weights, E epochs on
-the training split, final learning rate), converts to int8 and reads top-1 on the validation split and, once per
+reference with the loop's own final recipe (``toolkit.synthesis.finals.train_final`` and ``train_reference``:
+supernet weights, E epochs on the training split, final learning rate), converts to int8 and reads top-1 on the validation split and, once per
 network and E, on the test split. Nothing is chosen here: the networks were chosen by the benchmark on validation.
 
     python benchmarks/final_budget.py --run bench-synth2/gensynth --db bench-synth2/bench.db \\
@@ -25,6 +25,14 @@ judged its finals on the first ``n_eval`` of those images (the benchmark's ``--e
     python benchmarks/final_budget.py --run R/gensynth --db R/bench.db --epochs 6 --seeds 0,1,2 \\
         --reference stored --networks gensynth:final-c006-00@R/gensynth-front,random:final-c010-08@R/random \\
         --results benchmarks/results/final_seeds.json
+
+With ``--distill none,reference`` every network (not the reference) is trained once per teacher: labels only, and
+also on the soft predictions of the reference the run stored (``prototype``: the prototype as trained); the script
+prints the paired gain of each teacher over labels only.
+
+    python benchmarks/final_budget.py --run R/gensynth --db R/bench.db --epochs 6 --reference stored \
+        --distill none,reference --networks gensynth:ID@R/gensynth,random:ID@R/random \
+        --results benchmarks/results/distill_seedN.json
 
 Prints a table (MACs ratio, top-1, drop vs the reference trained for the same E) and, with more than one seed, the
 mean, standard deviation and range per network over the seeds; writes ``benchmarks/results/final_budget.json``
@@ -145,10 +153,11 @@ def main() -> int:
                         help="final training on this many images ('all': the whole training split) instead of the "
                              "run's. The supernet then has seen some of the new validation images, so only test "
                              "top-1 is reported (validation is not independent of the weights)")
-    parser.add_argument("--distill", default="none",
-                        help="comma-separated teachers, each network trained once per teacher: none (the run's own "
-                             "recipe), prototype (the prototype as trained), reference (the reference the run "
-                             "stored, its finals/reference.keras). The reference row itself is never distilled")
+    parser.add_argument("--distill", default=None,
+                        help="comma-separated teachers, each network trained once per teacher: none (labels only), "
+                             "prototype (the prototype as trained), reference (the reference the run stored, its "
+                             "finals/reference.keras). Default: the run's own recipe (reference under synthesize "
+                             "--distill, else none). The reference row itself is never distilled")
     parser.add_argument("--work", default="/tmp/final-budget", help="folder for the .tflite files")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "final_budget.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
@@ -160,9 +169,9 @@ def main() -> int:
         parser.error(f"--train-samples takes a positive integer or 'all'. Received: {args.train_samples!r}")
     if args.seeds is not None and not all(x.strip().isdigit() for x in args.seeds.split(",")):
         parser.error(f"--seeds takes non-negative integers separated by commas, e.g. 0,1,2. Received: {args.seeds!r}")
-    teachers = args.distill.split(",")
-    if not teachers or any(t not in ("none", "prototype", "reference") for t in teachers) \
-            or len(set(teachers)) != len(teachers):
+    teachers = None if args.distill is None else args.distill.split(",")
+    if teachers is not None and (any(t not in ("none", "prototype", "reference") for t in teachers)
+                                 or len(set(teachers)) != len(teachers)):
         parser.error(f"--distill takes distinct teachers from none, prototype, reference separated by commas, e.g. "
                      f"none,reference. Received: {args.distill!r}")
     items = args.networks.split(",")
@@ -177,7 +186,7 @@ def main() -> int:
     from toolkit.store import Store
     from toolkit.synthesis.assess import Context, report_on_test
     from toolkit.synthesis.config import SynthesisConfig
-    from toolkit.synthesis.finals import train_final
+    from toolkit.synthesis.finals import train_final, train_reference
     from toolkit.synthesis.generate import open_finished_run
     from toolkit.synthesis.loop import RunLock, read_run_file
     from toolkit.synthesis.requirements import parse_requirements
@@ -186,6 +195,7 @@ def main() -> int:
     run_file = read_run_file(run)
     config = SynthesisConfig.from_dict(run_file["config"])
     epochs = [int(e) for e in args.epochs.split(",")]
+    teachers = teachers or ["reference" if config.distill else "none"]
     seeds = [config.seed] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
     run_epochs = config.final_epochs or config.prototype_epochs
     if args.reference == "stored" and (epochs != [run_epochs] or args.train_samples is not None):
@@ -201,7 +211,7 @@ def main() -> int:
     with RunLock(run), Store(args.db) as store:  # a finished run: everything is read from its folder
         open_finished_run(ctx, store, run_file["run_id"])
 
-    networks = [] if args.reference == "stored" else [("reference", ctx.space.prototype_choices())]
+    networks = [] if args.reference == "stored" else [("reference", ctx.prototype_choices())]
     for item in items:
         name, _, folder = item.partition("@")
         strategy, cid = name.split(":")
@@ -228,12 +238,13 @@ def main() -> int:
         print(f"reference (the run's, {path}): val {rows[0]['val_top1']:.2%}  test {rows[0]['test_top1']:.2%}")
     for seed in seeds:
         for e in epochs:
-            ctx.config = dataclasses.replace(config, final_epochs=e, seed=seed)
+            ctx.config = dataclasses.replace(config, final_epochs=e, seed=seed, distill=False)  # teachers: below
             for name, choices in networks:
                 for teacher in ["none"] if name == "reference" else teachers:
                     tag = f"e{e}_s{seed}_{name.replace(':', '_')}" + ("" if teacher == "none" else f"_kd-{teacher}")
                     t0 = time.perf_counter()
-                    model, _ = train_final(ctx, choices, f"budget_{tag}", teacher=models[teacher])
+                    model, _ = train_reference(ctx, f"budget_{tag}") if name == "reference" else \
+                        train_final(ctx, choices, f"budget_{tag}", teacher=models[teacher])
                     train_s = time.perf_counter() - t0
                     path = work / f"{tag}_int8.tflite"
                     convert_model(model, ctx.search_data, path, mode="int8")
