@@ -45,12 +45,15 @@ def test_signal_stops_the_phone_and_removes_its_sandbox(tmp_path, sig):
         assert "listening on 127.0.0.1:" in line and "keys in" in line, line + proc.stderr.read()
         serial = line.split("listening on ")[1].split()[0]
         conn = connect(serial)
-        pid = conn.shell("nohup sh -c 'sleep 300' > /dev/null 2>&1 & echo $!").stdout.strip()
+        # A duration no other process on this machine sleeps (a developer's own `sleep 300` matched before), so
+        # the processes found by it are the phone's.
+        sleep = f"sleep 300.{os.getpid()}{int(sig)}"
+        pid = conn.shell(f"nohup sh -c '{sleep}' > /dev/null 2>&1 & echo $!").stdout.strip()
         assert pid.isdigit()
         conn.close()
         (sandbox,) = _sandboxes(env)
         assert (sandbox / "data/local/tmp").is_dir()
-        phone_pids = _pids_with_cmdline("sleep 300")
+        phone_pids = _pids_with_cmdline(sleep)
         assert phone_pids
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
