@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from toolkit.errors import InvalidArgumentError
 from toolkit.synthesis.requirements import parse_requirements
@@ -219,3 +221,19 @@ class SynthesisConfig:
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
+
+
+def read_run_file(out: Path) -> dict:
+    """The ``run.json`` of a run folder, or one error naming what is wrong with it."""
+    run_file = out / "run.json"
+    if not run_file.is_file():
+        raise InvalidArgumentError(f"{str(out)!r} is not a synthesis run folder (no run.json). "
+                                   f"Pass the --out folder of `ferminet synthesize`")
+    try:
+        saved = json.loads(run_file.read_text())
+        SynthesisConfig.from_dict(saved["config"])
+        str(saved["run_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgumentError(f"{str(run_file)!r} is damaged ({type(exc).__name__}: {exc}); it cannot be "
+                                   f"resumed. Start a new run with another --out") from None
+    return saved

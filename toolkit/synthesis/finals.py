@@ -125,8 +125,7 @@ def reused_reference(config, out: Path) -> Path | None:
     without a trained reference, or one whose reference was trained on other images or with another recipe (the
     finals would be judged against, and learn from, a network not given their training), with the fix. Called
     before anything is written; a resumed run that already holds its copy (``out``/finals) takes that one."""
-    from toolkit.synthesis.config import SynthesisConfig
-    from toolkit.synthesis.loop import read_run_file
+    from toolkit.synthesis.config import SynthesisConfig, read_run_file
 
     if not config.reference_path or config.final_k == 0:
         return None

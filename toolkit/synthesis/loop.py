@@ -53,7 +53,7 @@ from toolkit.synthesis.assess import (
     start_assess,
     write_candidate,
 )
-from toolkit.synthesis.config import SynthesisConfig
+from toolkit.synthesis.config import SynthesisConfig, read_run_file
 from toolkit.synthesis.finals import best_final, reused_reference, run_finals, run_reference
 from toolkit.synthesis.requirements import parse_requirements
 from toolkit.synthesis.screen import make_screen
@@ -113,22 +113,6 @@ def _write_run_file(run_file: Path, run_id: str, config: SynthesisConfig, db) ->
     tmp = run_file.with_suffix(".tmp")
     tmp.write_text(json.dumps({"run_id": run_id, "config": config.to_dict(), "db": str(db)}, indent=2))
     tmp.replace(run_file)  # atomic: a kill never leaves a half-written run.json
-
-
-def read_run_file(out: Path) -> dict:
-    """The ``run.json`` of a run folder, or one error naming what is wrong with it."""
-    run_file = out / "run.json"
-    if not run_file.is_file():
-        raise InvalidArgumentError(f"{str(out)!r} is not a synthesis run folder (no run.json). "
-                                   f"Pass the --out folder of `ferminet synthesize`")
-    try:
-        saved = json.loads(run_file.read_text())
-        SynthesisConfig.from_dict(saved["config"])
-        str(saved["run_id"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgumentError(f"{str(run_file)!r} is damaged ({type(exc).__name__}: {exc}); it cannot be "
-                                   f"resumed. Start a new run with another --out") from None
-    return saved
 
 
 class RunLock:
