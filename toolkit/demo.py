@@ -86,7 +86,10 @@ def run_demo(config: DemoConfig = DemoConfig()) -> DemoResult:
             requirements=config.requirements, objective="energy", cycles=config.cycles,
             population=config.population, prototype_epochs=config.prototype_epochs,
             supernet_epochs=config.supernet_epochs, final_k=config.final_k, n_train=config.n_train,
-            n_val=config.n_val, threads=config.threads, seed=config.seed), run_dir, config.db)
+            n_val=config.n_val, threads=config.threads, seed=config.seed,
+            # Distillation was decided at the benchmark's budget (25k images, 6 final epochs). At the demo's it
+            # measured worse: its final reached 84.60 % on validation distilled against 85.40 % on labels only.
+            distill=False), run_dir, config.db)
         device = phone.serial
     report = build_report(config.db, report_dir, run=synth.run_id)
     return DemoResult(synth, report.html_path, device)
