@@ -27,8 +27,9 @@ judged its finals on the first ``n_eval`` of those images (the benchmark's ``--e
         --results benchmarks/results/final_seeds.json
 
 With ``--distill none,reference`` every network (not the reference) is trained once per teacher: labels only, and
-also on the soft predictions of the reference the run stored (``prototype``: the prototype as trained); the script
-prints the paired gain of each teacher over labels only.
+also on the soft predictions of the network the run's finals learned from (the stronger on validation of the
+reference it stored and the prototype as trained; ``prototype``: the prototype as trained); the script prints the
+paired gain of each teacher over labels only.
 
     python benchmarks/final_budget.py --run R/gensynth --db R/bench.db --epochs 6 --reference stored \
         --distill none,reference --networks gensynth:ID@R/gensynth,random:ID@R/random \
@@ -155,9 +156,10 @@ def main() -> int:
                              "top-1 is reported (validation is not independent of the weights)")
     parser.add_argument("--distill", default=None,
                         help="comma-separated teachers, each network trained once per teacher: none (labels only), "
-                             "prototype (the prototype as trained), reference (the reference the run stored, its "
-                             "finals/reference.keras). Default: the run's own recipe (reference under synthesize "
-                             "--distill, else none). The reference row itself is never distilled")
+                             "prototype (the prototype as trained), reference (what the run's finals learn from: "
+                             "the stronger on validation of its stored finals/reference.keras and the prototype as "
+                             "trained). Default: the run's own recipe (reference under synthesize --distill, else "
+                             "none). The reference row itself is never distilled")
     parser.add_argument("--work", default="/tmp/final-budget", help="folder for the .tflite files")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "final_budget.json"))
     parser.add_argument("--force", action="store_true", help="replace an existing --results file")
@@ -186,7 +188,8 @@ def main() -> int:
     from toolkit.store import Store
     from toolkit.synthesis.assess import Context, report_on_test
     from toolkit.synthesis.config import SynthesisConfig
-    from toolkit.synthesis.finals import train_final, train_reference
+    from toolkit.synthesis.assess import candidate_from_row
+    from toolkit.synthesis.finals import final_teacher, set_final_reference, train_final, train_reference
     from toolkit.synthesis.generate import open_finished_run
     from toolkit.synthesis.loop import RunLock, read_run_file
     from toolkit.synthesis.requirements import parse_requirements
@@ -209,7 +212,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     ctx = Context(config, run, parse_requirements(config.requirements))
     with RunLock(run), Store(args.db) as store:  # a finished run: everything is read from its folder
-        open_finished_run(ctx, store, run_file["run_id"])
+        proto, done = open_finished_run(ctx, store, run_file["run_id"])
+    set_final_reference(ctx, proto, candidate_from_row(done["reference"]) if "reference" in done else None)
 
     networks = [] if args.reference == "stored" else [("reference", ctx.prototype_choices())]
     for item in items:
@@ -219,14 +223,14 @@ def main() -> int:
         networks.append((name, stored_choices(args.db, strategy, cid, run_id)))
     val = ctx.train_data  # its x_test/y_test are the validation split
     models = {"none": None, "prototype": ctx.prototype_model}
-    if "reference" in teachers:
-        import keras
-
-        path = run / "finals" / "reference.keras"
-        if not path.is_file():
-            parser.error(f"--distill reference reads the reference the run stored, {path}, which is not there; "
-                         f"use --distill none,prototype")
-        models["reference"] = keras.models.load_model(path, compile=False)
+    if "reference" in teachers:  # what the run's finals learned from: the loop's own choice
+        judge = ctx.final_reference
+        if judge.candidate_id == "reference" and not Path(judge.keras_path or "").is_file():
+            parser.error(f"--distill reference reads the reference the run stored, {judge.keras_path}, which is not "
+                         f"there; use --distill none,prototype")
+        models["reference"] = final_teacher(ctx)
+        print(f"teacher 'reference': the run's {judge.candidate_id} ({judge.int8_top1:.2%} on validation"
+              f"{', the stronger' if judge.candidate_id == 'reference' else ', as trained: stronger than its reference'})")
 
     rows = []
     if args.reference == "stored":  # read again here, on the same validation images as the networks
@@ -299,7 +303,9 @@ def main() -> int:
                                 "validation_independent": own_split, "seeds": seeds, "reference": args.reference,
                                 "final_learning_rate": config.final_learning_rate, "rows": rows,
                                 "over_seeds": summary,
-                                "distillation_gains": gains})
+                                "distillation_gains": gains,
+                                "reference_teacher": ctx.final_reference.candidate_id if "reference" in teachers
+                                else None})
     return 0
 
 

@@ -332,6 +332,20 @@ def _score(ctx: Context, spec, conv, macs, params, tflite_path, keras_path, m, *
     return result, (record, m)
 
 
+def load_prototype_file(ctx: Context, path: str | Path, spec, *, role: str, fix: str):
+    """A saved prototype-architecture network (an earlier run's prototype or reference), refused unless its layers
+    are those ``spec`` builds; ``role`` names it and ``fix`` says what to pass instead in the error."""
+    from toolkit.arch import build_model
+    from toolkit.convert import load_keras_model
+
+    model = load_keras_model(path)
+    if [layer.name for layer in model.layers] != [layer.name for layer in build_model(spec).layers]:
+        cfg = ctx.config
+        raise InvalidArgumentError(f"{str(path)!r} is not a {cfg.prototype} {role} for {cfg.dataset} built by "
+                                   f"ferminet (its layers differ); {fix}")
+    return model
+
+
 def report_on_test(ctx: Context, tflite_path: Path) -> float:
     """int8 top-1 on the whole test split: called once per reported network, never during the search."""
     from toolkit.convert.interpreter import evaluate_tflite

@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 
 from toolkit.errors import InvalidArgumentError, ToolkitError
-from toolkit.synthesis.assess import CandidateResult, Context, Prepared, assess, candidate_from_row, prepare, \
-    report_on_test, write_candidate
+from toolkit.synthesis.assess import CandidateResult, Context, Prepared, assess, candidate_from_row, \
+    load_prototype_file, prepare, report_on_test, write_candidate
 from toolkit.synthesis.inquisitor import non_dominated
 
 log = logging.getLogger(__name__)
@@ -154,14 +154,9 @@ def reused_reference(config, out: Path) -> Path | None:
 
 def load_reference(ctx: Context, path: Path, name: str):
     """The reference another run trained (``path``, checked by :func:`reused_reference`), as (model, spec)."""
-    from toolkit.arch import build_model
-    from toolkit.convert import load_keras_model
-
     spec = dataclasses.replace(ctx.prototype_spec(), name=name)
-    model = load_keras_model(path)
-    if [layer.name for layer in model.layers] != [layer.name for layer in build_model(spec).layers]:
-        raise InvalidArgumentError(f"{str(path)!r} is not a {ctx.config.prototype} reference for "
-                                   f"{ctx.config.dataset} built by ferminet (its layers differ)")
+    model = load_prototype_file(ctx, path, spec, role="reference",
+                                fix="pass --reference-from a run of the same prototype and dataset")
     return model, spec
 
 
@@ -197,10 +192,15 @@ def run_reference(ctx: Context, store, run_id: str, done: dict,
                                                   f"{type(exc).__name__}: {exc}", choices=choices,
                                                   phase="reference"), None
             write_candidate(store, run_id, reference, spec.to_json(), rows)
-    usable = reference is not None and reference.status == "ok"
-    stronger = reference if usable and reference.int8_top1 > proto.int8_top1 else proto
-    ctx.final_reference = stronger
+    set_final_reference(ctx, proto, reference)
     return proto, reference
+
+
+def set_final_reference(ctx: Context, proto: CandidateResult, reference: CandidateResult | None) -> None:
+    """Finals are judged against (and distill from) the stronger on validation of the prototype as trained and the
+    reference, when the reference was evaluated."""
+    usable = reference is not None and reference.status == "ok"
+    ctx.final_reference = reference if usable and reference.int8_top1 > proto.int8_top1 else proto
 
 
 def final_id(parent: CandidateResult) -> str:

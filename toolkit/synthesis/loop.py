@@ -50,6 +50,7 @@ from toolkit.synthesis.assess import (
     Context,
     assess,
     candidate_from_row,
+    load_prototype_file,
     start_assess,
     write_candidate,
 )
@@ -353,7 +354,6 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
     probe the space's network (the root, else the prototype) for its per-op profile and channel importance."""
     import keras
 
-    from toolkit.arch import build_model
     from toolkit.synthesis.inherit import l1_importance
     from toolkit.synthesis.inquisitor import taylor_importance
 
@@ -365,15 +365,9 @@ def _prototype(ctx: Context, store, run_id: str, done: dict) -> CandidateResult:
         ctx.prototype_model = keras.models.load_model(proto_path, compile=False)
     else:
         if cfg.prototype_path:
-            from toolkit.convert import load_keras_model
-
             _check_same_split(cfg, Path(cfg.prototype_path).parent / "run.json")
-            model = load_keras_model(cfg.prototype_path)
-            expected = [layer.name for layer in build_model(spec).layers]
-            if [layer.name for layer in model.layers] != expected:
-                raise InvalidArgumentError(
-                    f"{cfg.prototype_path!r} is not a {cfg.prototype} prototype for {cfg.dataset} "
-                    f"built by ferminet (its layers differ); pass the prototype.keras of an earlier run")
+            model = load_prototype_file(ctx, cfg.prototype_path, spec, role="prototype",
+                                        fix="pass the prototype.keras of an earlier run")
         elif ctx.executor is not None:
             model = ctx.executor.train_prototype(ctx)  # a Ray task: on a GPU node when the cluster has one
         else:

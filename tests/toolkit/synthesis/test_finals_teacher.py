@@ -64,3 +64,20 @@ def test_another_runs_reference_is_checked_before_it_is_used(tmp_path):
     assert reused_reference(mine, tmp_path / "mine") == tmp_path / "mine" / "finals" / "reference.keras"
     with pytest.raises(InvalidArgumentError, match="retrain_reference=False asks for none"):
         dataclasses.replace(mine, retrain_reference=False)
+
+
+def test_finals_are_judged_against_the_stronger_on_validation_of_prototype_and_reference(tmp_path):
+    """``set_final_reference``: the run's loop and the benchmark scripts that reread a run pick the same network."""
+    from toolkit.synthesis.finals import set_final_reference
+
+    config = SynthesisConfig(target="host", n_train=600, requirements=("accuracy_drop<=1pt",))
+    ctx = Context(config, tmp_path, parse_requirements(config.requirements), connect=False)
+    proto = dataclasses.replace(_result("prototype"), int8_top1=0.90)
+    set_final_reference(ctx, proto, dataclasses.replace(_result("reference"), int8_top1=0.91))
+    assert ctx.final_reference.candidate_id == "reference"
+    set_final_reference(ctx, proto, dataclasses.replace(_result("reference"), int8_top1=0.89))
+    assert ctx.final_reference is proto
+    set_final_reference(ctx, proto, dataclasses.replace(_result("reference"), status="failed", int8_top1=None))
+    assert ctx.final_reference is proto
+    set_final_reference(ctx, proto, None)
+    assert ctx.final_reference is proto

@@ -286,3 +286,23 @@ def test_front_elite_keeps_the_cheap_networks_the_reward_elite_drops():
     with pytest.raises(InvalidArgumentError, match="Unknown elite rule 'best'"):
         from toolkit.synthesis import SynthesisConfig
         SynthesisConfig(elite="best")
+
+
+def test_a_saved_network_of_another_architecture_is_refused_as_the_prototype(tmp_path):
+    """An earlier run's prototype or reference is loaded only when its layers are those the run's prototype builds;
+    anything else is refused with the file, the role and the fix."""
+    import types
+
+    from toolkit.synthesis.assess import load_prototype_file
+
+    ctx = types.SimpleNamespace(config=types.SimpleNamespace(prototype="resnet20", dataset="fashion_mnist"))
+    spec = get_prototype("resnet20", (28, 28, 1), 10, 0.25)
+    build_model(spec).save(tmp_path / "mine.keras")
+    build_model(get_prototype("dsnet", (28, 28, 1), 10, 0.25)).save(tmp_path / "other.keras")
+    assert [w.shape for w in load_prototype_file(ctx, tmp_path / "mine.keras", spec, role="prototype",
+                                                 fix="-").get_weights()] == \
+        [w.shape for w in build_model(spec).get_weights()]
+    with pytest.raises(InvalidArgumentError, match=r"other\.keras' is not a resnet20 reference for fashion_mnist "
+                                                   r"built by ferminet \(its layers differ\); pass --reference-from"):
+        load_prototype_file(ctx, tmp_path / "other.keras", spec, role="reference",
+                            fix="pass --reference-from a run of the same prototype and dataset")

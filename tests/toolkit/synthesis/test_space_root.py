@@ -110,3 +110,29 @@ def test_a_run_judges_its_finals_against_another_runs_reference(root_run, tmp_pa
     kept = load_keras_model(tmp_path / "run" / "finals" / "reference.keras")
     for mine, theirs in zip(kept.get_weights(), load_keras_model(out / "finals" / "reference.keras").get_weights()):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_final_budget_retrains_a_final_with_and_without_the_runs_teacher(root_run, tmp_path, monkeypatch, capsys):
+    """``benchmarks/final_budget.py --distill none,reference`` over a run with a space root: the teacher is what the
+    run's finals learned from (the stronger of its reference and prototype), and the reference row is the run's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    import final_budget
+
+    run, rows, out = root_run
+    final = next(r for r in rows.values() if r["phase"] == "final" and r["status"] == "ok")
+    judge = "reference" if rows["reference"]["int8_top1"] > rows["prototype"]["int8_top1"] else "prototype"
+    monkeypatch.setattr(sys, "argv", [
+        "final_budget.py", "--run", str(out), "--db", str(out.parent / "r.db"), "--epochs", "1",
+        "--reference", "stored", "--distill", "none,reference", "--work", str(tmp_path / "work"),
+        "--networks", f"{final['strategy']}:{final['candidate_id']}@{out}", "--results", str(tmp_path / "b.json")])
+    assert final_budget.main() == 0
+    assert f"teacher 'reference': the run's {judge} (" in capsys.readouterr().out
+    record = json.loads((tmp_path / "b.json").read_text())
+    assert record["reference_teacher"] == judge
+    got = [(r["network"], r.get("teacher"), r["macs"]) for r in record["rows"]]
+    assert got == [("reference", None, run.prototype.macs), (f"{final['strategy']}:{final['candidate_id']}", "none",
+                   final["macs"]), (f"{final['strategy']}:{final['candidate_id']}", "reference", final["macs"])]
+    assert record["distillation_gains"]["reference"]["pairs"] == 1
