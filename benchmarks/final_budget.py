@@ -186,9 +186,8 @@ def main() -> int:
     from toolkit.convert import convert_model
     from toolkit.convert.interpreter import evaluate_tflite
     from toolkit.store import Store
-    from toolkit.synthesis.assess import Context, report_on_test
+    from toolkit.synthesis.assess import Context, candidate_from_row, report_on_test
     from toolkit.synthesis.config import SynthesisConfig
-    from toolkit.synthesis.assess import candidate_from_row
     from toolkit.synthesis.finals import final_teacher, set_final_reference, train_final, train_reference
     from toolkit.synthesis.generate import open_finished_run
     from toolkit.synthesis.loop import RunLock, read_run_file
@@ -229,8 +228,8 @@ def main() -> int:
             parser.error(f"--distill reference reads the reference the run stored, {judge.keras_path}, which is not "
                          f"there; use --distill none,prototype")
         models["reference"] = final_teacher(ctx)
-        print(f"teacher 'reference': the run's {judge.candidate_id} ({judge.int8_top1:.2%} on validation"
-              f"{', the stronger' if judge.candidate_id == 'reference' else ', as trained: stronger than its reference'})")
+        why = "the stronger" if judge.candidate_id == "reference" else "as trained: stronger than its reference"
+        print(f"teacher 'reference': the run's {judge.candidate_id} ({judge.int8_top1:.2%} on validation, {why})")
 
     rows = []
     if args.reference == "stored":  # read again here, on the same validation images as the networks
