@@ -139,6 +139,7 @@ def main() -> int:
     if len(set(seeds)) != len(seeds):
         raise InvalidArgumentError(f"two results files are the same draw (--seed {seeds}); pass each draw once")
 
+    prototype_macs = {seed: record["prototype"]["macs"] for _, seed, record in draws}
     print(f"{'seed':>4}  {'strategy':<16} {'smallest within 1 pt on test':<34} P2 vs {args.baseline}")
     rows, runs = [], {}
     for path, seed, record in sorted(draws, key=lambda d: d[1]):
@@ -158,13 +159,22 @@ def main() -> int:
                          "own_draw": own, "smallest_within": best, "p2_vs_baseline": p2,
                          "candidates_per_hour": s.get("candidates_per_hour")})
     own = [r for r in rows if r["own_draw"]]
-    tally, medians = {}, {}
+    tally, medians, p1 = {}, {}, {}
     print()
+    for name in dict.fromkeys(r["method"] for r in own):  # P1: >= 10x fewer MACs than the draw's prototype
+        met = [r["seed"] for r in own if r["method"] == name and r["smallest_within"] is not None
+               and r["smallest_within"]["macs"] * 10 <= prototype_macs[r["seed"]]]
+        p1[name] = {"met": len(met), "draws": sum(r["method"] == name for r in own), "seeds": met}
+        print(f"P1 {name}: a final with >= 10x fewer MACs than the prototype within 1 pt on test in {len(met)} of "
+              f"{p1[name]['draws']} draws")
+    rival_within = {r["seed"] for r in own if r["strategy"] == args.baseline and r["smallest_within"] is not None}
     for name in sorted({r["method"] for r in own if r["p2_vs_baseline"] is not None}):
-        verdicts = [r["p2_vs_baseline"]["fewer_macs"] for r in own
-                    if r["method"] == name and r["p2_vs_baseline"] is not None]
-        tally[name] = {"held": sum(verdicts), "draws": len(verdicts)}
-        print(f"P2 {name} vs {args.baseline}: held in {sum(verdicts)} of {len(verdicts)} draws")
+        judged = [r for r in own if r["method"] == name and r["p2_vs_baseline"] is not None]
+        held = [r["seed"] for r in judged if r["p2_vs_baseline"]["fewer_macs"]]
+        contested = [s for s in held if s in rival_within]  # the baseline also had a final within 1 pt
+        tally[name] = {"held": len(held), "draws": len(judged), "held_with_baseline_within": len(contested)}
+        print(f"P2 {name} vs {args.baseline}: held in {len(held)} of {len(judged)} draws; in {len(contested)} of "
+              f"them {args.baseline} also had a final within 1 pt (elsewhere it had none as accurate)")
     for name in dict.fromkeys(r["method"] for r in own):
         macs = [r["smallest_within"]["macs"] if r["smallest_within"] else None for r in own if r["method"] == name]
         found = [m for m in macs if m is not None]
@@ -188,7 +198,7 @@ def main() -> int:
           f"{proxy['test_pt_per_doubling_macs']:.2f} pt on test (a constant per prototype: {proxy['prototypes']})")
     write_record(args.results, {"git_commit": code_commit(), "command": command_line("synthesis_draws.py"),
                                 "settings": common, "seeds": sorted(seeds), "baseline": args.baseline,
-                                "rows": rows, "p2_tally": tally, "smallest_within_median": medians,
+                                "rows": rows, "p1_tally": p1, "p2_tally": tally, "smallest_within_median": medians,
                                 "proxy_beyond_macs": proxy})
     return 0
 

@@ -44,4 +44,27 @@ def test_a_run_linked_in_without_the_draws_shortlist_is_not_counted(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "made without the draw's --shortlist: not counted" in run.stdout
     tally = json.loads(out.read_text())["p2_tally"]
-    assert tally == {"gensynth": {"held": 0, "draws": 1}}  # the linked run's "held" is not the draw's
+    assert tally == {"gensynth": {"held": 0, "draws": 1, "held_with_baseline_within": 0}}  # the linked run's
+    # "held" is not the draw's; P1 (>= 10x fewer MACs than 31.0M within 1 pt) counts the own draws only
+    assert json.loads(out.read_text())["p1_tally"] == {"gensynth": {"met": 1, "draws": 1, "seeds": [5]},
+                                                       "random": {"met": 1, "draws": 1, "seeds": [4]}}
+
+
+def test_p1_needs_ten_times_fewer_macs_and_p2_says_whether_the_baseline_had_a_final_within(tmp_path):
+    """Seed 1: gensynth holds P2 with random also within 1 pt (at more MACs). Seed 2: gensynth holds P2 only because
+    random has no final within 1 pt, and gensynth's is 9.9x, so not P1."""
+    held = {"rival": None, "fewer_macs": True}
+    files = [_draw(tmp_path, 1, _strategy([_final("final-c001-00", 1_500_000, 0.77, 0.89, 0.900, 0.9)], p2=held),
+                   _strategy([_final("final-c002-00", 2_400_000, 0.77, 0.89, 0.901, 0.8)])),
+             _draw(tmp_path, 2, _strategy([_final("final-c003-00", 3_133_530, 0.77, 0.89, 0.900, 0.5)], p2=held),
+                   _strategy([_final("final-c004-00", 1_000_000, 0.72, 0.87, 0.890, 1.7)]))]
+    out = tmp_path / "draws.json"
+    run = subprocess.run([sys.executable, str(SCRIPT), *files, "--results", str(out)], capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    record = json.loads(out.read_text())
+    assert record["p1_tally"]["gensynth"] == {"met": 1, "draws": 2, "seeds": [1]}
+    assert record["p1_tally"]["random"] == {"met": 1, "draws": 2, "seeds": [1]}
+    assert record["p2_tally"] == {"gensynth": {"held": 2, "draws": 2, "held_with_baseline_within": 1}}
+    assert "P2 gensynth vs random: held in 2 of 2 draws; in 1 of them random also had a final within 1 pt" \
+        in run.stdout
