@@ -118,7 +118,7 @@ def test_final_budget_retrains_a_final_with_and_without_the_runs_teacher(root_ru
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[3] / "benchmarks"))
     import final_budget
 
     run, rows, out = root_run
