@@ -1,4 +1,4 @@
-"""``benchmarks/synthesis_draws.py``: P2 is tallied over the runs each draw made with the draw's own settings."""
+"""``benchmarks/synthesis_draws.py``: P1 and P2 are tallied over the runs a draw made with its own settings."""
 import json
 import subprocess
 import sys
